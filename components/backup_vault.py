@@ -1,0 +1,226 @@
+"""``BackupVault``: one Recovery Services vault and one IaaS VM backup policy, created or reused.
+
+Many VMs share one vault and one policy in production, so the vault and policy live in their own
+component and every :class:`~components.protected_vm.ProtectedVM` points at it. Either half can
+be reused instead of created (``existingId`` in config), e.g. when a central team owns the vault.
+
+The arg builders are pure functions so the offline rehearsal can print the exact settings and
+the tests can assert on them without the engine.
+"""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_azure_native import recoveryservices as rs
+
+from components.config import PolicySettings, ScheduleSettings, VaultSettings
+
+#: Azure ignores the date part of schedule and retention times; a fixed date keeps diffs stable.
+_TIME_ANCHOR_DATE = "2024-01-01"
+_RECOVERY_SERVICES = "/providers/Microsoft.RecoveryServices/vaults/"
+
+
+def azure_time(hhmm: str) -> str:
+    """Turn ``23:00`` into the ISO timestamp the backup API expects for schedule times."""
+    if "T" in hhmm:
+        return hhmm
+    return f"{_TIME_ANCHOR_DATE}T{hhmm}:00Z"
+
+
+def vault_id_for(subscription: str, resource_group: str, name: str) -> str:
+    return f"/subscriptions/{subscription}/resourceGroups/{resource_group}{_RECOVERY_SERVICES}{name}"
+
+
+def vault_properties(settings: VaultSettings) -> rs.VaultPropertiesArgs:
+    """Secure by default: soft delete, immutability and no public endpoint come from settings
+    whose defaults are the safe values; enhanced security follows soft delete."""
+    return rs.VaultPropertiesArgs(
+        public_network_access=settings.public_network_access,
+        redundancy_settings=rs.VaultPropertiesRedundancySettingsArgs(
+            standard_tier_storage_redundancy=settings.storage_redundancy,
+            cross_region_restore="Enabled" if settings.cross_region_restore else "Disabled",
+        ),
+        security_settings=rs.SecuritySettingsArgs(
+            immutability_settings=rs.ImmutabilitySettingsArgs(state=settings.immutability),
+            soft_delete_settings=rs.SoftDeleteSettingsArgs(
+                soft_delete_state=settings.soft_delete,
+                soft_delete_retention_period_in_days=settings.soft_delete_retention_days,
+                enhanced_security_state="AlwaysON" if settings.soft_delete == "AlwaysON" else "Enabled",
+            ),
+        ),
+    )
+
+
+def _schedule_policy(
+    schedule: ScheduleSettings, policy_type: str
+) -> rs.SimpleSchedulePolicyArgs | rs.SimpleSchedulePolicyV2Args:
+    time = azure_time(schedule.time)
+    if policy_type == "V1":
+        return rs.SimpleSchedulePolicyArgs(
+            schedule_policy_type="SimpleSchedulePolicy",
+            schedule_run_frequency=schedule.frequency,
+            schedule_run_times=[time],
+            schedule_run_days=_days(schedule.weekdays) if schedule.frequency == "Weekly" else None,
+        )
+    if schedule.frequency == "Hourly":
+        return rs.SimpleSchedulePolicyV2Args(
+            schedule_policy_type="SimpleSchedulePolicyV2",
+            schedule_run_frequency="Hourly",
+            hourly_schedule=rs.HourlyScheduleArgs(
+                interval=schedule.hourly_interval,
+                schedule_window_start_time=time,
+                schedule_window_duration=schedule.hourly_window_hours,
+            ),
+        )
+    if schedule.frequency == "Weekly":
+        return rs.SimpleSchedulePolicyV2Args(
+            schedule_policy_type="SimpleSchedulePolicyV2",
+            schedule_run_frequency="Weekly",
+            weekly_schedule=rs.WeeklyScheduleArgs(
+                schedule_run_days=_days(schedule.weekdays), schedule_run_times=[time]
+            ),
+        )
+    return rs.SimpleSchedulePolicyV2Args(
+        schedule_policy_type="SimpleSchedulePolicyV2",
+        schedule_run_frequency="Daily",
+        daily_schedule=rs.DailyScheduleArgs(schedule_run_times=[time]),
+    )
+
+
+def _days(names: tuple[str, ...]) -> list[rs.DayOfWeek]:
+    return [rs.DayOfWeek(n) for n in names]
+
+
+def _weeks(names: tuple[str, ...]) -> list[rs.WeekOfMonth]:
+    return [rs.WeekOfMonth(n) for n in names]
+
+
+def _duration(count: int, unit: str) -> rs.RetentionDurationArgs:
+    return rs.RetentionDurationArgs(count=count, duration_type=unit)
+
+
+def policy_properties(settings: PolicySettings) -> rs.AzureIaaSVMProtectionPolicyArgs:
+    """The AzureIaasVM policy body: schedule, the retention ladder, instant restore and time zone."""
+    time = azure_time(settings.schedule.time)
+    retention = settings.retention
+    return rs.AzureIaaSVMProtectionPolicyArgs(
+        backup_management_type="AzureIaasVM",
+        policy_type=settings.policy_type,
+        time_zone=settings.time_zone,
+        instant_rp_retention_range_in_days=settings.instant_restore_days,
+        schedule_policy=_schedule_policy(settings.schedule, settings.policy_type),
+        retention_policy=rs.LongTermRetentionPolicyArgs(
+            retention_policy_type="LongTermRetentionPolicy",
+            daily_schedule=rs.DailyRetentionScheduleArgs(
+                retention_times=[time], retention_duration=_duration(retention.daily, "Days")
+            )
+            if retention.daily is not None
+            else None,
+            weekly_schedule=rs.WeeklyRetentionScheduleArgs(
+                days_of_the_week=_days(retention.weekly.days),
+                retention_times=[time],
+                retention_duration=_duration(retention.weekly.count, "Weeks"),
+            )
+            if retention.weekly is not None
+            else None,
+            monthly_schedule=rs.MonthlyRetentionScheduleArgs(
+                retention_schedule_format_type="Weekly",
+                retention_schedule_weekly=rs.WeeklyRetentionFormatArgs(
+                    days_of_the_week=_days(retention.monthly.days),
+                    weeks_of_the_month=_weeks(retention.monthly.weeks_of_month),
+                ),
+                retention_times=[time],
+                retention_duration=_duration(retention.monthly.count, "Months"),
+            )
+            if retention.monthly is not None
+            else None,
+            yearly_schedule=rs.YearlyRetentionScheduleArgs(
+                retention_schedule_format_type="Weekly",
+                months_of_year=[rs.MonthOfYear(m) for m in retention.yearly.months],
+                retention_schedule_weekly=rs.WeeklyRetentionFormatArgs(
+                    days_of_the_week=_days(retention.yearly.days),
+                    weeks_of_the_month=_weeks(retention.yearly.weeks_of_month),
+                ),
+                retention_times=[time],
+                retention_duration=_duration(retention.yearly.count, "Years"),
+            )
+            if retention.yearly is not None
+            else None,
+        ),
+    )
+
+
+class BackupVault(pulumi.ComponentResource):
+    """A vault and a VM backup policy that many :class:`ProtectedVM` share.
+
+    Outputs: ``vault_id``, ``vault_name``, ``resource_group_name``, ``policy_id``, ``policy_name``.
+    ``vault`` and ``policy`` are the created resources, or ``None`` when reused.
+    """
+
+    vault_id: pulumi.Output[str]
+    vault_name: pulumi.Output[str]
+    resource_group_name: pulumi.Output[str]
+    policy_id: pulumi.Output[str]
+    policy_name: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        vault: VaultSettings,
+        policy: PolicySettings,
+        location: str | None = None,
+        tags: dict[str, str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("protected-vm:index:BackupVault", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.vault: rs.Vault | None = None
+        self.policy: rs.ProtectionPolicy | None = None
+
+        if vault.reuses_existing:
+            self.vault_id = pulumi.Output.from_input(str(vault.existing_id))
+            self.vault_name = pulumi.Output.from_input(vault.name)
+            self.resource_group_name = pulumi.Output.from_input(vault.resource_group)
+        else:
+            self.vault = rs.Vault(
+                f"{name}-vault",
+                vault_name=vault.name,
+                resource_group_name=vault.resource_group,
+                location=vault.location or location,
+                sku=rs.SkuArgs(name="RS0", tier="Standard"),
+                properties=vault_properties(vault),
+                tags=tags,
+                # Deleting a vault with soft-deleted items fails in Azure and loses nothing
+                # useful to retry; make removal an explicit decision.
+                opts=pulumi.ResourceOptions(parent=self, protect=vault.immutability == "Locked"),
+            )
+            self.vault_id = self.vault.id
+            self.vault_name = self.vault.name
+            self.resource_group_name = pulumi.Output.from_input(vault.resource_group)
+
+        if policy.reuses_existing:
+            self.policy_id = pulumi.Output.from_input(str(policy.existing_id))
+            self.policy_name = pulumi.Output.from_input(policy.name)
+        else:
+            self.policy = rs.ProtectionPolicy(
+                f"{name}-policy",
+                policy_name=policy.name,
+                vault_name=self.vault_name,
+                resource_group_name=self.resource_group_name,
+                properties=policy_properties(policy),
+                tags=tags,
+                opts=child,
+            )
+            self.policy_id = self.policy.id
+            self.policy_name = self.policy.name
+
+        self.register_outputs(
+            {
+                "vaultId": self.vault_id,
+                "vaultName": self.vault_name,
+                "resourceGroupName": self.resource_group_name,
+                "policyId": self.policy_id,
+                "policyName": self.policy_name,
+            }
+        )

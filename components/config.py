@@ -1,0 +1,428 @@
+"""Typed stack settings, parsed from the structured config in ``stacks/Pulumi.<env>.yaml``.
+
+Parsing validates everything at once and raises one :class:`ValidationError` listing every
+problem, before any resource is registered: a bad stack file fails ``pulumi preview`` with the
+setting, the value and the allowed range, and nothing is half-created. Unknown keys are errors
+too, because a misspelt ``softDeleteState`` would otherwise silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, cast
+
+from components import validation as v
+from components.validation import AzureId, Frequency, PolicyType, ValidationError
+
+VerifyMode = Literal["none", "started", "completed"]
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    """A Recovery Services vault, secure by default: nothing here needs to be set to be safe."""
+
+    name: str = ""
+    resource_group: str = ""
+    location: str | None = None
+    existing_id: str | None = None
+    storage_redundancy: str = "GeoRedundant"
+    cross_region_restore: bool = False
+    soft_delete: str = "AlwaysON"
+    soft_delete_retention_days: int = 14
+    immutability: str = "Unlocked"
+    public_network_access: str = "Disabled"
+
+    @property
+    def reuses_existing(self) -> bool:
+        return self.existing_id is not None
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    frequency: Frequency = "Daily"
+    time: str = "23:00"
+    weekdays: tuple[str, ...] = ()
+    hourly_interval: int | None = None
+    hourly_window_hours: int | None = None
+
+
+@dataclass(frozen=True)
+class WeeklyRetention:
+    count: int
+    days: tuple[str, ...] = ("Sunday",)
+
+
+@dataclass(frozen=True)
+class MonthlyRetention:
+    count: int
+    weeks_of_month: tuple[str, ...] = ("First",)
+    days: tuple[str, ...] = ("Sunday",)
+
+
+@dataclass(frozen=True)
+class YearlyRetention:
+    count: int
+    months: tuple[str, ...] = ("January",)
+    weeks_of_month: tuple[str, ...] = ("First",)
+    days: tuple[str, ...] = ("Sunday",)
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    daily: int | None = 30
+    weekly: WeeklyRetention | None = None
+    monthly: MonthlyRetention | None = None
+    yearly: YearlyRetention | None = None
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    name: str = ""
+    existing_id: str | None = None
+    policy_type: PolicyType = "V2"
+    time_zone: str = "UTC"
+    instant_restore_days: int = 2
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+
+    @property
+    def reuses_existing(self) -> bool:
+        return self.existing_id is not None
+
+
+@dataclass(frozen=True)
+class InitialBackupSettings:
+    """How the post-deploy hook proves the first recovery point exists."""
+
+    verify: VerifyMode = "completed"
+    retain_days: int = 30
+    timeout_minutes: int = 120
+    poll_seconds: int = 30
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "verify": self.verify,
+            "retainDays": self.retain_days,
+            "timeoutMinutes": self.timeout_minutes,
+            "pollSeconds": self.poll_seconds,
+        }
+
+    @staticmethod
+    def from_dict(raw: Mapping[str, object]) -> InitialBackupSettings:
+        problems: list[str] = []
+        settings = _parse_initial_backup(raw, "initialBackup", problems)
+        if problems:
+            raise ValidationError(problems)
+        return settings
+
+
+@dataclass(frozen=True)
+class VmTarget:
+    """A VM to protect, with the backup names Azure derives from it."""
+
+    vm_id: str
+    subscription: str
+    resource_group: str
+    name: str
+
+    @property
+    def container_name(self) -> str:
+        return f"iaasvmcontainer;iaasvmcontainerv2;{self.resource_group};{self.name}"
+
+    @property
+    def protected_item_name(self) -> str:
+        return f"vm;iaasvmcontainerv2;{self.resource_group};{self.name}"
+
+    @staticmethod
+    def from_id(vm_id: str, setting: str = "vms") -> VmTarget:
+        ref: AzureId = v.parse_vm_id(vm_id, setting)
+        return VmTarget(vm_id, ref.subscription, ref.resource_group, ref.name)
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    vault: VaultSettings
+    policy: PolicySettings
+    vms: tuple[VmTarget, ...]
+    initial_backup: InitialBackupSettings
+
+
+_VAULT_KEYS = {
+    "name",
+    "resourceGroup",
+    "location",
+    "existingId",
+    "storageRedundancy",
+    "crossRegionRestore",
+    "softDelete",
+    "softDeleteRetentionDays",
+    "immutability",
+    "publicNetworkAccess",
+}
+_POLICY_KEYS = {"name", "existingId", "type", "timeZone", "instantRestoreDays", "schedule", "retention"}
+_SCHEDULE_KEYS = {"frequency", "time", "weekdays", "hourlyInterval", "hourlyWindowHours"}
+_RETENTION_KEYS = {"daily", "weekly", "monthly", "yearly"}
+_INITIAL_BACKUP_KEYS = {"verify", "retainDays", "timeoutMinutes", "pollSeconds"}
+
+
+def parse_stack_settings(
+    vault: Mapping[str, object] | None,
+    policy: Mapping[str, object] | None,
+    vms: object,
+    initial_backup: Mapping[str, object] | None = None,
+) -> StackSettings:
+    """Parse and validate the whole stack config; raise once with every problem."""
+    problems: list[str] = []
+    vault_settings = _parse_vault(vault or {}, "vault", problems)
+    policy_settings = _parse_policy(policy or {}, "policy", problems)
+    targets = _parse_vms(vms, "vms", problems)
+    initial = _parse_initial_backup(initial_backup or {}, "initialBackup", problems)
+    if problems:
+        raise ValidationError(problems)
+    return StackSettings(vault_settings, policy_settings, targets, initial)
+
+
+def _unknown_keys(raw: Mapping[str, object], known: set[str], setting: str) -> list[str]:
+    return [
+        f"{setting}.{key} is not a known setting: known settings are {', '.join(sorted(known))}"
+        for key in raw
+        if key not in known
+    ]
+
+
+def _mapping(raw: object, setting: str, problems: list[str]) -> Mapping[str, object]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.append(f"{setting} = {raw!r} must be an object")
+        return {}
+    return cast(Mapping[str, object], raw)
+
+
+def _str(raw: Mapping[str, object], key: str, setting: str, default: str, problems: list[str]) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str):
+        problems.append(f"{setting}.{key} = {value!r} must be a string")
+        return default
+    return value
+
+
+def _names(
+    raw: object, setting: str, allowed: tuple[str, ...], default: tuple[str, ...], problems: list[str]
+) -> tuple[str, ...]:
+    if raw is None:
+        return default
+    found = v.check_choices(raw, setting, allowed)
+    problems.extend(found)
+    return tuple(cast(Sequence[str], raw)) if not found else default
+
+
+def _parse_vault(raw: Mapping[str, object], setting: str, problems: list[str]) -> VaultSettings:
+    problems.extend(_unknown_keys(raw, _VAULT_KEYS, setting))
+    existing = raw.get("existingId")
+    if existing is not None:
+        try:
+            ref = v.parse_vault_id(str(existing), f"{setting}.existingId")
+        except ValidationError as err:
+            problems.extend(err.problems)
+            return VaultSettings()
+        return VaultSettings(name=ref.name, resource_group=ref.resource_group, existing_id=str(existing))
+    defaults = VaultSettings()
+    name = _str(raw, "name", setting, "", problems)
+    if not name:
+        problems.append(
+            f"{setting}.name is required (2-50 letters, digits and hyphens) unless {setting}.existingId is set"
+        )
+    elif not (2 <= len(name) <= 50 and name[0].isalpha() and all(c.isalnum() or c == "-" for c in name)):
+        problems.append(
+            f"{setting}.name = {name!r} is not a valid vault name: "
+            "2-50 letters, digits and hyphens, starting with a letter"
+        )
+    resource_group = _str(raw, "resourceGroup", setting, "", problems)
+    if not resource_group:
+        problems.append(f"{setting}.resourceGroup is required unless {setting}.existingId is set")
+    redundancy = raw.get("storageRedundancy", defaults.storage_redundancy)
+    problems.extend(v.check_choice(redundancy, f"{setting}.storageRedundancy", v.STORAGE_REDUNDANCIES))
+    crr = raw.get("crossRegionRestore", defaults.cross_region_restore)
+    if not isinstance(crr, bool):
+        problems.append(f"{setting}.crossRegionRestore = {crr!r} must be true or false")
+        crr = False
+    problems.extend(v.check_cross_region_restore(crr, redundancy, f"{setting}.crossRegionRestore"))
+    soft_delete = raw.get("softDelete", defaults.soft_delete)
+    problems.extend(v.check_choice(soft_delete, f"{setting}.softDelete", v.SOFT_DELETE_STATES))
+    sd_days = raw.get("softDeleteRetentionDays", defaults.soft_delete_retention_days)
+    low, high = v.SOFT_DELETE_RETENTION_LIMITS
+    problems.extend(v.check_int_range(sd_days, f"{setting}.softDeleteRetentionDays", low, high, "days"))
+    immutability = raw.get("immutability", defaults.immutability)
+    problems.extend(v.check_choice(immutability, f"{setting}.immutability", v.IMMUTABILITY_STATES))
+    pna = raw.get("publicNetworkAccess", defaults.public_network_access)
+    problems.extend(v.check_choice(pna, f"{setting}.publicNetworkAccess", v.PUBLIC_NETWORK_ACCESS))
+    location = raw.get("location")
+    return VaultSettings(
+        name=name,
+        resource_group=resource_group,
+        location=str(location) if location else None,
+        storage_redundancy=str(redundancy),
+        cross_region_restore=crr,
+        soft_delete=str(soft_delete),
+        soft_delete_retention_days=sd_days if isinstance(sd_days, int) else defaults.soft_delete_retention_days,
+        immutability=str(immutability),
+        public_network_access=str(pna),
+    )
+
+
+def _parse_policy(raw: Mapping[str, object], setting: str, problems: list[str]) -> PolicySettings:
+    problems.extend(_unknown_keys(raw, _POLICY_KEYS, setting))
+    existing = raw.get("existingId")
+    if existing is not None:
+        found = v.check_policy_id(existing, f"{setting}.existingId")
+        problems.extend(found)
+        name = str(existing).rsplit("/", 1)[-1] if not found else ""
+        return PolicySettings(name=name, existing_id=str(existing))
+    defaults = PolicySettings()
+    name = _str(raw, "name", setting, "", problems)
+    if not name:
+        problems.append(f"{setting}.name is required unless {setting}.existingId is set")
+    policy_type, found = v.normalize_policy_type(raw.get("type", "Enhanced"), f"{setting}.type")
+    problems.extend(found)
+    ptype: PolicyType = policy_type or defaults.policy_type
+    time_zone = _str(raw, "timeZone", setting, defaults.time_zone, problems)
+    schedule = _parse_schedule(
+        _mapping(raw.get("schedule"), f"{setting}.schedule", problems), ptype, f"{setting}.schedule", problems
+    )
+    retention = _parse_retention(
+        _mapping(raw.get("retention"), f"{setting}.retention", problems), ptype, f"{setting}.retention", problems
+    )
+    problems.extend(
+        v.check_schedule_retention(
+            schedule.frequency, retention.daily is not None, retention.weekly is not None, f"{setting}.retention"
+        )
+    )
+    irp_default = (
+        v.WEEKLY_SCHEDULE_INSTANT_RESTORE_DAYS
+        if schedule.frequency == "Weekly" and ptype == "V1"
+        else defaults.instant_restore_days
+    )
+    irp = raw.get("instantRestoreDays", irp_default)
+    problems.extend(v.check_instant_restore_days(irp, ptype, schedule.frequency, f"{setting}.instantRestoreDays"))
+    return PolicySettings(
+        name=name,
+        policy_type=ptype,
+        time_zone=time_zone,
+        instant_restore_days=irp if isinstance(irp, int) else irp_default,
+        schedule=schedule,
+        retention=retention,
+    )
+
+
+def _parse_schedule(
+    raw: Mapping[str, object], ptype: PolicyType, setting: str, problems: list[str]
+) -> ScheduleSettings:
+    problems.extend(_unknown_keys(raw, _SCHEDULE_KEYS, setting))
+    frequency = raw.get("frequency", "Daily")
+    found = v.check_frequency_for_policy_type(frequency, ptype, f"{setting}.frequency")
+    problems.extend(found)
+    freq: Frequency = cast(Frequency, frequency) if not found or frequency in ("Daily", "Weekly", "Hourly") else "Daily"
+    time = raw.get("time", "23:00")
+    problems.extend(v.check_backup_time(time, f"{setting}.time"))
+    weekdays: tuple[str, ...] = ()
+    if freq == "Weekly":
+        weekdays = _names(raw.get("weekdays"), f"{setting}.weekdays", v.WEEKDAYS, ("Sunday",), problems)
+    elif "weekdays" in raw:
+        problems.append(f"{setting}.weekdays is only allowed with frequency Weekly (frequency is {freq})")
+    interval: int | None = None
+    window: int | None = None
+    if freq == "Hourly":
+        raw_interval = raw.get("hourlyInterval", 4)
+        problems.extend(v.check_hourly_interval(raw_interval, f"{setting}.hourlyInterval"))
+        raw_window = raw.get("hourlyWindowHours", 24)
+        problems.extend(v.check_hourly_window(raw_window, f"{setting}.hourlyWindowHours"))
+        interval = raw_interval if isinstance(raw_interval, int) else None
+        window = raw_window if isinstance(raw_window, int) else None
+    else:
+        for key in ("hourlyInterval", "hourlyWindowHours"):
+            if key in raw:
+                problems.append(f"{setting}.{key} is only allowed with frequency Hourly (frequency is {freq})")
+    return ScheduleSettings(freq, str(time), weekdays, interval, window)
+
+
+def _count(raw: object, tier: v.Tier, ptype: PolicyType, setting: str, problems: list[str]) -> int | None:
+    found = v.check_retention_count(raw, tier, ptype, setting)
+    problems.extend(found)
+    return cast(int, raw) if not found else None
+
+
+def _parse_retention(
+    raw: Mapping[str, object], ptype: PolicyType, setting: str, problems: list[str]
+) -> RetentionSettings:
+    problems.extend(_unknown_keys(raw, _RETENTION_KEYS, setting))
+    daily = _count(raw["daily"], "daily", ptype, f"{setting}.daily", problems) if raw.get("daily") is not None else None
+    weekly = monthly = yearly = None
+    if raw.get("weekly") is not None:
+        w = _mapping(raw["weekly"], f"{setting}.weekly", problems)
+        problems.extend(_unknown_keys(w, {"count", "days"}, f"{setting}.weekly"))
+        count = _count(w.get("count"), "weekly", ptype, f"{setting}.weekly.count", problems)
+        days = _names(w.get("days"), f"{setting}.weekly.days", v.WEEKDAYS, ("Sunday",), problems)
+        weekly = WeeklyRetention(count or 1, days)
+    if raw.get("monthly") is not None:
+        m = _mapping(raw["monthly"], f"{setting}.monthly", problems)
+        problems.extend(_unknown_keys(m, {"count", "weeksOfMonth", "days"}, f"{setting}.monthly"))
+        count = _count(m.get("count"), "monthly", ptype, f"{setting}.monthly.count", problems)
+        weeks = _names(m.get("weeksOfMonth"), f"{setting}.monthly.weeksOfMonth", v.WEEKS_OF_MONTH, ("First",), problems)
+        days = _names(m.get("days"), f"{setting}.monthly.days", v.WEEKDAYS, ("Sunday",), problems)
+        monthly = MonthlyRetention(count or 1, weeks, days)
+    if raw.get("yearly") is not None:
+        y = _mapping(raw["yearly"], f"{setting}.yearly", problems)
+        problems.extend(_unknown_keys(y, {"count", "months", "weeksOfMonth", "days"}, f"{setting}.yearly"))
+        count = _count(y.get("count"), "yearly", ptype, f"{setting}.yearly.count", problems)
+        months = _names(y.get("months"), f"{setting}.yearly.months", v.MONTHS, ("January",), problems)
+        weeks = _names(y.get("weeksOfMonth"), f"{setting}.yearly.weeksOfMonth", v.WEEKS_OF_MONTH, ("First",), problems)
+        days = _names(y.get("days"), f"{setting}.yearly.days", v.WEEKDAYS, ("Sunday",), problems)
+        yearly = YearlyRetention(count or 1, months, weeks, days)
+    return RetentionSettings(daily, weekly, monthly, yearly)
+
+
+def _parse_vms(raw: object, setting: str, problems: list[str]) -> tuple[VmTarget, ...]:
+    if not isinstance(raw, (list, tuple)) or not raw:
+        problems.append(f"{setting} = {raw!r} must be a non-empty list of virtual machine resource ids")
+        return ()
+    targets: list[VmTarget] = []
+    seen: dict[str, int] = {}
+    for index, vm_id in enumerate(raw):
+        item_setting = f"{setting}[{index}]"
+        found = v.check_vm_id(vm_id, item_setting)
+        if found:
+            problems.extend(found)
+            continue
+        key = str(vm_id).lower()
+        if key in seen:
+            problems.append(f"{item_setting} = {vm_id!r} repeats {setting}[{seen[key]}]: each VM is protected once")
+            continue
+        seen[key] = index
+        targets.append(VmTarget.from_id(str(vm_id), item_setting))
+    return tuple(targets)
+
+
+def _parse_initial_backup(raw: Mapping[str, object], setting: str, problems: list[str]) -> InitialBackupSettings:
+    problems.extend(_unknown_keys(raw, _INITIAL_BACKUP_KEYS, setting))
+    defaults = InitialBackupSettings()
+    verify = raw.get("verify", defaults.verify)
+    problems.extend(v.check_choice(verify, f"{setting}.verify", v.VERIFY_MODES))
+    limits = {
+        "retainDays": (v.INITIAL_BACKUP_RETAIN_DAYS_LIMITS, "days", defaults.retain_days),
+        "timeoutMinutes": (v.INITIAL_BACKUP_TIMEOUT_MINUTES_LIMITS, "minutes", defaults.timeout_minutes),
+        "pollSeconds": (v.INITIAL_BACKUP_POLL_SECONDS_LIMITS, "seconds", defaults.poll_seconds),
+    }
+    values: dict[str, int] = {}
+    for key, ((low, high), unit, default) in limits.items():
+        value = raw.get(key, default)
+        found = v.check_int_range(value, f"{setting}.{key}", low, high, unit)
+        problems.extend(found)
+        values[key] = cast(int, value) if not found else default
+    return InitialBackupSettings(
+        verify=cast(VerifyMode, verify) if verify in v.VERIFY_MODES else defaults.verify,
+        retain_days=values["retainDays"],
+        timeout_minutes=values["timeoutMinutes"],
+        poll_seconds=values["pollSeconds"],
+    )

@@ -1,0 +1,78 @@
+"""The stack program as a function, so tests, the rehearsal and the benchmarks run exactly
+what ``pulumi up`` runs (``__main__.py`` only calls :func:`deploy`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from components.backup_vault import BackupVault
+from components.config import StackSettings, VmTarget, parse_stack_settings
+from components.protected_vm import ProtectedVM
+
+CONFIG_NAMESPACE = "protected-vm"
+
+
+def load_settings(config: pulumi.Config | None = None) -> StackSettings:
+    """Read the structured stack config; every problem is reported at once at preview time."""
+    config = config or pulumi.Config(CONFIG_NAMESPACE)
+    return parse_stack_settings(
+        vault=config.get_object("vault"),
+        policy=config.get_object("policy"),
+        vms=config.get_object("vms"),
+        initial_backup=config.get_object("initialBackup"),
+    )
+
+
+def resource_names(targets: tuple[VmTarget, ...]) -> list[str]:
+    """Logical names stay the VM name (readable in the plan) unless two VMs share it across
+    resource groups; then the resource group disambiguates. URNs must never collide."""
+    counts = Counter(t.name.lower() for t in targets)
+    return [(t.name if counts[t.name.lower()] == 1 else f"{t.resource_group}-{t.name}").lower() for t in targets]
+
+
+@dataclass
+class Deployment:
+    backup_vault: BackupVault
+    protected_vms: list[ProtectedVM]
+
+
+def deploy(settings: StackSettings | None = None) -> Deployment:
+    """Build the shared vault + policy, one ProtectedVM per VM, and export honest outputs."""
+    settings = settings or load_settings()
+    location = settings.vault.location or pulumi.Config("azure-native").get("location")
+    backup_vault = BackupVault(
+        "backup",
+        vault=settings.vault,
+        policy=settings.policy,
+        location=location,
+        tags={"managed-by": "protected-vm", "stack": pulumi.get_stack()},
+    )
+    protected = [
+        ProtectedVM(name, {"vm_id": target.vm_id, "backup_vault": backup_vault})
+        for name, target in zip(resource_names(settings.vms), settings.vms, strict=True)
+    ]
+    pulumi.export("vaultId", backup_vault.vault_id)
+    pulumi.export("vaultName", backup_vault.vault_name)
+    pulumi.export("policyId", backup_vault.policy_id)
+    pulumi.export("protectedVms", [_vm_output(vm, backup_vault) for vm in protected])
+    return Deployment(backup_vault, protected)
+
+
+def _vm_output(vm: ProtectedVM, backup_vault: BackupVault) -> dict[str, Any]:
+    target = vm.target
+    return {
+        "vmId": target.vm_id,
+        "vmName": target.name,
+        "subscriptionId": target.subscription,
+        "containerName": target.container_name,
+        "protectedItemName": target.protected_item_name,
+        "protectedItemId": vm.protected_item_id,
+        "vaultId": backup_vault.vault_id,
+        "vaultName": backup_vault.vault_name,
+        "vaultResourceGroup": backup_vault.resource_group_name,
+        "policyId": backup_vault.policy_id,
+    }

@@ -1,0 +1,99 @@
+"""``ProtectedVM``: one Azure VM enabled for backup in a (shared or own) Recovery Services vault.
+
+The container and item names are derived from the VM's resource id the way Azure names them
+(``iaasvmcontainer;iaasvmcontainerv2;{rg};{vm}`` / ``vm;iaasvmcontainerv2;{rg};{vm}``), so the
+ProtectedItem Pulumi creates is the same object the portal shows and a re-run adopts nothing new.
+Azure compares these names case-insensitively; we keep the VM id's own casing.
+"""
+
+from __future__ import annotations
+
+from typing import NotRequired, TypedDict
+
+import pulumi
+from pulumi_azure_native import recoveryservices as rs
+
+from components.backup_vault import BackupVault
+from components.config import PolicySettings, VaultSettings, VmTarget
+
+FABRIC_NAME = "Azure"
+PROTECTED_ITEM_TYPE = "Microsoft.Compute/virtualMachines"
+
+
+class ProtectedVMArgs(TypedDict):
+    """Either ``backup_vault`` (shared, the usual shape) or ``vault`` + ``policy`` (own vault)."""
+
+    vm_id: str
+    backup_vault: NotRequired[BackupVault]
+    vault: NotRequired[VaultSettings]
+    policy: NotRequired[PolicySettings]
+    location: NotRequired[str]
+    tags: NotRequired[dict[str, str]]
+
+
+class ProtectedVM(pulumi.ComponentResource):
+    """Outputs: ``vm_id``, ``vm_name``, ``container_name``, ``protected_item_name``,
+    ``protected_item_id``, ``vault_id``, ``vault_name``, ``policy_id``."""
+
+    vm_id: pulumi.Output[str]
+    vm_name: pulumi.Output[str]
+    container_name: pulumi.Output[str]
+    protected_item_name: pulumi.Output[str]
+    protected_item_id: pulumi.Output[str]
+    vault_id: pulumi.Output[str]
+    vault_name: pulumi.Output[str]
+    policy_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ProtectedVMArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        # Validate before registering anything, so bad input leaves nothing half-created.
+        target = VmTarget.from_id(args["vm_id"], "vm_id")
+        backup_vault = args.get("backup_vault")
+        if backup_vault is None and ("vault" not in args or "policy" not in args):
+            raise ValueError(
+                f"ProtectedVM {name!r}: pass backup_vault (a shared BackupVault) or both vault and policy settings"
+            )
+        super().__init__("protected-vm:index:ProtectedVM", name, None, opts)
+        if backup_vault is None:
+            backup_vault = BackupVault(
+                f"{name}-backup",
+                vault=args["vault"],
+                policy=args["policy"],
+                location=args.get("location"),
+                tags=args.get("tags"),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.target = target
+        self.backup_vault = backup_vault
+        self.protected_item = rs.ProtectedItem(
+            f"{name}-item",
+            vault_name=backup_vault.vault_name,
+            resource_group_name=backup_vault.resource_group_name,
+            fabric_name=FABRIC_NAME,
+            container_name=target.container_name,
+            protected_item_name=target.protected_item_name,
+            properties=rs.AzureIaaSComputeVMProtectedItemArgs(
+                protected_item_type=PROTECTED_ITEM_TYPE,
+                policy_id=backup_vault.policy_id,
+                source_resource_id=target.vm_id,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.vm_id = pulumi.Output.from_input(target.vm_id)
+        self.vm_name = pulumi.Output.from_input(target.name)
+        self.container_name = pulumi.Output.from_input(target.container_name)
+        self.protected_item_name = pulumi.Output.from_input(target.protected_item_name)
+        self.protected_item_id = self.protected_item.id
+        self.vault_id = backup_vault.vault_id
+        self.vault_name = backup_vault.vault_name
+        self.policy_id = backup_vault.policy_id
+        self.register_outputs(
+            {
+                "vmId": self.vm_id,
+                "vmName": self.vm_name,
+                "containerName": self.container_name,
+                "protectedItemName": self.protected_item_name,
+                "protectedItemId": self.protected_item_id,
+                "vaultId": self.vault_id,
+                "policyId": self.policy_id,
+            }
+        )

@@ -1,0 +1,275 @@
+"""Pure validation rules shared by the components (preview-time checks) and the policy pack.
+
+Every rule takes plain values and returns a list of human-readable problems (empty when fine),
+so that the same bound is enforced once at ``pulumi preview`` on our config and again by
+CrossGuard on whatever props reach the engine. Messages always name the setting, the value
+and the allowed range: a pipeline log must be enough to fix the stack file without reading code.
+
+The limits are Azure Backup's own (a violation would otherwise surface as a late HTTP 400
+during ``pulumi up``, after other resources were already created).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
+
+PolicyType = Literal["V1", "V2"]
+Tier = Literal["daily", "weekly", "monthly", "yearly"]
+Frequency = Literal["Daily", "Weekly", "Hourly"]
+
+#: Retention counts Azure accepts per tier and policy type (days for daily, weeks, months, years).
+RETENTION_LIMITS: Final[dict[tuple[PolicyType, Tier], tuple[int, int]]] = {
+    ("V1", "daily"): (7, 9999),
+    ("V2", "daily"): (1, 9999),
+    ("V1", "weekly"): (1, 9999),
+    ("V2", "weekly"): (1, 9999),
+    ("V1", "monthly"): (1, 9999),
+    ("V2", "monthly"): (1, 9999),
+    ("V1", "yearly"): (1, 9999),
+    ("V2", "yearly"): (1, 9999),
+}
+TIER_UNITS: Final[dict[Tier, str]] = {
+    "daily": "days",
+    "weekly": "weeks",
+    "monthly": "months",
+    "yearly": "years",
+}
+#: Instant-restore snapshot retention (days) per policy type.
+INSTANT_RESTORE_LIMITS: Final[dict[PolicyType, tuple[int, int]]] = {"V1": (1, 5), "V2": (1, 30)}
+#: A Standard policy with a weekly schedule keeps its snapshots exactly this many days.
+WEEKLY_SCHEDULE_INSTANT_RESTORE_DAYS: Final = 5
+HOURLY_INTERVALS: Final[tuple[int, ...]] = (4, 6, 8, 12)
+HOURLY_WINDOW_LIMITS: Final[tuple[int, int]] = (4, 24)
+SOFT_DELETE_RETENTION_LIMITS: Final[tuple[int, int]] = (14, 180)
+STORAGE_REDUNDANCIES: Final[tuple[str, ...]] = ("LocallyRedundant", "ZoneRedundant", "GeoRedundant")
+SOFT_DELETE_STATES: Final[tuple[str, ...]] = ("AlwaysON", "Enabled", "Disabled")
+IMMUTABILITY_STATES: Final[tuple[str, ...]] = ("Disabled", "Unlocked", "Locked")
+PUBLIC_NETWORK_ACCESS: Final[tuple[str, ...]] = ("Enabled", "Disabled")
+VERIFY_MODES: Final[tuple[str, ...]] = ("none", "started", "completed")
+WEEKDAYS: Final[tuple[str, ...]] = (
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+)
+WEEKS_OF_MONTH: Final[tuple[str, ...]] = ("First", "Second", "Third", "Fourth", "Last")
+MONTHS: Final[tuple[str, ...]] = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+#: How long an on-demand recovery point may be kept (Azure's "Retain backup till" allows 99 years).
+INITIAL_BACKUP_RETAIN_DAYS_LIMITS: Final[tuple[int, int]] = (1, 36135)
+INITIAL_BACKUP_TIMEOUT_MINUTES_LIMITS: Final[tuple[int, int]] = (1, 1440)
+INITIAL_BACKUP_POLL_SECONDS_LIMITS: Final[tuple[int, int]] = (5, 600)
+
+_VM_ID = re.compile(
+    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})"
+    r"/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
+    r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[-\w.]{1,64})$",
+    re.IGNORECASE,
+)
+_VAULT_ID = re.compile(
+    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})"
+    r"/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
+    r"/providers/Microsoft\.RecoveryServices/vaults/(?P<name>[-\w]{2,50})$",
+    re.IGNORECASE,
+)
+_POLICY_ID = re.compile(
+    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})"
+    r"/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
+    r"/providers/Microsoft\.RecoveryServices/vaults/(?P<vault>[-\w]{2,50})"
+    r"/backupPolicies/(?P<name>[-\w.]{1,150})$",
+    re.IGNORECASE,
+)
+_HHMM = re.compile(r"^(?P<h>[01]\d|2[0-3]):(?P<m>[0-5]\d)$")
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})(\.0+)?Z?$")
+
+
+class ValidationError(ValueError):
+    """Raised with every problem found at once, so one preview shows the whole list."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid protected-vm configuration:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass(frozen=True)
+class AzureId:
+    """The parts of an ARM id that naming and credentials need."""
+
+    subscription: str
+    resource_group: str
+    name: str
+
+
+def parse_vm_id(vm_id: str, setting: str = "vms") -> AzureId:
+    """Split a VM resource id, or raise naming the setting and the expected shape."""
+    problems = check_vm_id(vm_id, setting)
+    if problems:
+        raise ValidationError(problems)
+    match = _VM_ID.match(vm_id)
+    assert match is not None
+    return AzureId(match["subscription"], match["resource_group"], match["name"])
+
+
+def parse_vault_id(vault_id: str, setting: str = "vault.existingId") -> AzureId:
+    """Split a Recovery Services vault id (for reuse of an existing vault)."""
+    match = _VAULT_ID.match(vault_id or "")
+    if match is None:
+        raise ValidationError(
+            [
+                f"{setting} = {vault_id!r} is not a Recovery Services vault id: expected "
+                "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.RecoveryServices/vaults/<name>"
+            ]
+        )
+    return AzureId(match["subscription"], match["resource_group"], match["name"])
+
+
+def check_vm_id(vm_id: object, setting: str = "vms") -> list[str]:
+    if not isinstance(vm_id, str) or _VM_ID.match(vm_id) is None:
+        return [
+            f"{setting} = {vm_id!r} is not a virtual machine resource id: expected "
+            "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>"
+        ]
+    return []
+
+
+def check_policy_id(policy_id: object, setting: str = "policy.existingId") -> list[str]:
+    if not isinstance(policy_id, str) or _POLICY_ID.match(policy_id) is None:
+        return [
+            f"{setting} = {policy_id!r} is not a backup policy id: expected "
+            "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.RecoveryServices/"
+            "vaults/<vault>/backupPolicies/<name>"
+        ]
+    return []
+
+
+def check_int_range(value: object, setting: str, low: int, high: int, unit: str = "") -> list[str]:
+    """The generic bound check; bools are rejected because YAML `yes` is not a count."""
+    suffix = f" {unit}" if unit else ""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return [f"{setting} = {value!r} must be a whole number from {low} to {high}{suffix}"]
+    if not low <= value <= high:
+        return [f"{setting} = {value} is out of range: allowed {low}-{high}{suffix}"]
+    return []
+
+
+def check_choice(value: object, setting: str, allowed: tuple[str, ...]) -> list[str]:
+    if value not in allowed:
+        return [f"{setting} = {value!r} is not allowed: choose one of {', '.join(allowed)}"]
+    return []
+
+
+def check_choices(values: object, setting: str, allowed: tuple[str, ...]) -> list[str]:
+    if not isinstance(values, (list, tuple)) or not values:
+        return [f"{setting} = {values!r} must be a non-empty list of {', '.join(allowed)}"]
+    return [p for i, v in enumerate(values) for p in check_choice(v, f"{setting}[{i}]", allowed)]
+
+
+def check_retention_count(count: object, tier: Tier, policy_type: PolicyType, setting: str) -> list[str]:
+    low, high = RETENTION_LIMITS[(policy_type, tier)]
+    problems = check_int_range(count, setting, low, high, TIER_UNITS[tier])
+    return [f"{p} for {describe_policy_type(policy_type)} policies" for p in problems]
+
+
+def check_instant_restore_days(days: object, policy_type: PolicyType, frequency: Frequency, setting: str) -> list[str]:
+    low, high = INSTANT_RESTORE_LIMITS[policy_type]
+    problems = check_int_range(days, setting, low, high, "days")
+    if problems:
+        return [f"{p} for {describe_policy_type(policy_type)} policies" for p in problems]
+    if policy_type == "V1" and frequency == "Weekly" and days != WEEKLY_SCHEDULE_INSTANT_RESTORE_DAYS:
+        return [
+            f"{setting} = {days} is not allowed with a Weekly schedule: Standard (V1) policies "
+            f"with weekly backups keep instant-restore snapshots exactly "
+            f"{WEEKLY_SCHEDULE_INSTANT_RESTORE_DAYS} days"
+        ]
+    return []
+
+
+def check_backup_time(value: object, setting: str) -> list[str]:
+    """Azure only schedules backups on the hour or half hour; anything else is a late 400."""
+    if not isinstance(value, str):
+        return [f"{setting} = {value!r} must be a time as HH:MM (on :00 or :30)"]
+    match = _HHMM.match(value) or _ISO_TIME.match(value)
+    if match is None:
+        return [f"{setting} = {value!r} must be a time as HH:MM (on :00 or :30)"]
+    if int(match["h"]) > 23 or match["m"] not in ("00", "30") or match.groupdict().get("s") not in (None, "00"):
+        return [f"{setting} = {value!r} is not on the hour or half hour: allowed minutes are :00 and :30"]
+    return []
+
+
+def check_hourly_interval(interval: object, setting: str) -> list[str]:
+    if isinstance(interval, bool) or interval not in HOURLY_INTERVALS:
+        allowed = "/".join(str(i) for i in HOURLY_INTERVALS)
+        return [f"{setting} = {interval!r} is not allowed: hourly interval must be one of {allowed} hours"]
+    return []
+
+
+def check_hourly_window(hours: object, setting: str) -> list[str]:
+    low, high = HOURLY_WINDOW_LIMITS
+    return check_int_range(hours, setting, low, high, "hours")
+
+
+def check_frequency_for_policy_type(frequency: object, policy_type: PolicyType, setting: str) -> list[str]:
+    """Hourly RPO exists only in Enhanced (V2) policies."""
+    problems = check_choice(frequency, setting, ("Daily", "Weekly", "Hourly"))
+    if problems:
+        return problems
+    if frequency == "Hourly" and policy_type != "V2":
+        return [f"{setting} = 'Hourly' requires an Enhanced (V2) policy; policy type is Standard (V1)"]
+    return []
+
+
+def check_schedule_retention(frequency: Frequency, has_daily: bool, has_weekly: bool, setting: str) -> list[str]:
+    """A weekly schedule produces no daily points, and a daily schedule needs daily retention."""
+    if frequency == "Weekly" and has_daily:
+        return [f"{setting}.daily is set but the schedule is Weekly: weekly backups cannot have daily retention"]
+    if frequency == "Weekly" and not has_weekly:
+        return [f"{setting}.weekly is required with a Weekly schedule"]
+    if frequency in ("Daily", "Hourly") and not has_daily:
+        return [f"{setting}.daily is required with a {frequency} schedule"]
+    return []
+
+
+def check_cross_region_restore(cross_region_restore: bool, redundancy: object, setting: str) -> list[str]:
+    if cross_region_restore and redundancy != "GeoRedundant":
+        return [
+            f"{setting} = true requires storageRedundancy 'GeoRedundant' (got {redundancy!r}): "
+            "cross-region restore reads the paired region's copy"
+        ]
+    return []
+
+
+def describe_policy_type(policy_type: PolicyType) -> str:
+    return "Standard (V1)" if policy_type == "V1" else "Enhanced (V2)"
+
+
+def normalize_policy_type(value: object, setting: str = "policy.type") -> tuple[PolicyType | None, list[str]]:
+    """Accept the portal's names (Standard/Enhanced) and the API's (V1/V2)."""
+    mapping: dict[str, PolicyType] = {"standard": "V1", "v1": "V1", "enhanced": "V2", "v2": "V2"}
+    if isinstance(value, str) and value.lower() in mapping:
+        return mapping[value.lower()], []
+    return None, [f"{setting} = {value!r} is not allowed: choose one of Standard (V1), Enhanced (V2)"]
+
+
+def as_count(value: object) -> object:
+    """The engine sends numbers as floats (``7.0``); rules compare whole counts, so integral
+    floats become ints and anything else is passed through for the range check to reject."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

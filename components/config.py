@@ -347,10 +347,12 @@ def _parse_schedule(
     return ScheduleSettings(freq, str(time), weekdays, interval, window)
 
 
-def _count(raw: object, tier: v.Tier, ptype: PolicyType, setting: str, problems: list[str]) -> int | None:
+def _count(raw: object, tier: v.Tier, ptype: PolicyType, setting: str, problems: list[str]) -> int:
+    """Returns 0 for an invalid count: the tier stays "present" for the cross-checks while the
+    recorded problem guarantees the placeholder is never deployed."""
     found = v.check_retention_count(raw, tier, ptype, setting)
     problems.extend(found)
-    return cast(int, raw) if not found else None
+    return cast(int, raw) if not found else 0
 
 
 def _parse_retention(
@@ -364,14 +366,14 @@ def _parse_retention(
         problems.extend(_unknown_keys(w, {"count", "days"}, f"{setting}.weekly"))
         count = _count(w.get("count"), "weekly", ptype, f"{setting}.weekly.count", problems)
         days = _names(w.get("days"), f"{setting}.weekly.days", v.WEEKDAYS, ("Sunday",), problems)
-        weekly = WeeklyRetention(count or 1, days)
+        weekly = WeeklyRetention(count, days)
     if raw.get("monthly") is not None:
         m = _mapping(raw["monthly"], f"{setting}.monthly", problems)
         problems.extend(_unknown_keys(m, {"count", "weeksOfMonth", "days"}, f"{setting}.monthly"))
         count = _count(m.get("count"), "monthly", ptype, f"{setting}.monthly.count", problems)
         weeks = _names(m.get("weeksOfMonth"), f"{setting}.monthly.weeksOfMonth", v.WEEKS_OF_MONTH, ("First",), problems)
         days = _names(m.get("days"), f"{setting}.monthly.days", v.WEEKDAYS, ("Sunday",), problems)
-        monthly = MonthlyRetention(count or 1, weeks, days)
+        monthly = MonthlyRetention(count, weeks, days)
     if raw.get("yearly") is not None:
         y = _mapping(raw["yearly"], f"{setting}.yearly", problems)
         problems.extend(_unknown_keys(y, {"count", "months", "weeksOfMonth", "days"}, f"{setting}.yearly"))
@@ -379,7 +381,7 @@ def _parse_retention(
         months = _names(y.get("months"), f"{setting}.yearly.months", v.MONTHS, ("January",), problems)
         weeks = _names(y.get("weeksOfMonth"), f"{setting}.yearly.weeksOfMonth", v.WEEKS_OF_MONTH, ("First",), problems)
         days = _names(y.get("days"), f"{setting}.yearly.days", v.WEEKDAYS, ("Sunday",), problems)
-        yearly = YearlyRetention(count or 1, months, weeks, days)
+        yearly = YearlyRetention(count, months, weeks, days)
     return RetentionSettings(daily, weekly, monthly, yearly)
 
 

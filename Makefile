@@ -1,0 +1,31 @@
+# Every target works on a fresh machine: `venv` installs what the project needs from its own files.
+STACK ?= dev
+PY := venv/bin/python
+STAMP := venv/.installed
+
+.PHONY: venv rehearse test lint bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	python3 -m venv venv
+	venv/bin/pip install --quiet --upgrade pip
+	venv/bin/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+rehearse: $(STAMP)
+	$(PY) -m protectedvm rehearse --stack $(STACK) $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	venv/bin/ruff check .
+	venv/bin/mypy components protectedvm emulator policies bench
+
+bench: $(STAMP)
+	$(PY) bench/verify_scale.py --smoke
+	$(PY) bench/program_eval.py --smoke
+
+clean:
+	rm -rf venv .pytest_cache .mypy_cache .ruff_cache

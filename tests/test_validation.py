@@ -96,7 +96,7 @@ def test_vm_id_is_matched_case_insensitively_and_keeps_its_casing() -> None:
     [
         "vm-web-01",
         f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/disks/d1",
-        f"/subscriptions/not-a-guid/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm",
+        "/subscriptions/not-a-guid/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm",
         f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/",
     ],
 )
@@ -290,7 +290,7 @@ def test_existing_vault_and_policy_ids_are_reused_without_other_settings() -> No
     assert settings.vault.reuses_existing and settings.vault.name == "rsv-central"
     assert settings.vault.resource_group == "rg-central"
     assert settings.policy.reuses_existing and settings.policy.name == "gold"
-    with pytest.raises(ValidationError, match="vault.existingId = 'rsv-central' is not a Recovery Services vault id"):
+    with pytest.raises(ValidationError, match=r"vault\.existingId = 'rsv-central' is not a Recovery Services vault id"):
         parse_vault_id("rsv-central")
     assert problems_for(policy={"existingId": "gold"})[0].startswith(
         "policy.existingId = 'gold' is not a backup policy id"

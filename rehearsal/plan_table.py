@@ -1,0 +1,110 @@
+"""The resource plan of a stack, read from what the real program registered under mocks.
+
+Only settings a reviewer signs off on are shown (retention ladder, vault security, derived
+names), summarised from the camelCase inputs the engine would send to Azure — so the table shows
+what will be deployed, not what the stack file intended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from components.mock_preview import Plan, PlannedResource
+from rehearsal.table import render_table
+
+_SHORT_TYPES = {
+    "protected-vm:index:BackupVault": "BackupVault (component)",
+    "protected-vm:index:ProtectedVM": "ProtectedVM (component)",
+    "azure-native:recoveryservices:Vault": "recoveryservices:Vault",
+    "azure-native:recoveryservices:ProtectionPolicy": "recoveryservices:ProtectionPolicy",
+    "azure-native:recoveryservices:ProtectedItem": "recoveryservices:ProtectedItem",
+    "pulumi-python:dynamic:Resource": "InitialBackup (post-deploy)",
+}
+_UNITS = {"Days": "d", "Weeks": "w", "Months": "m", "Years": "y"}
+
+
+def _n(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _hhmm(iso: Any) -> str:
+    text = str(iso)
+    return text[11:16] if "T" in text else text
+
+
+def retention_ladder(properties: Mapping[str, Any]) -> str:
+    """``30d / 12w / 12m / 7y``: the ladder an auditor asks about first."""
+    ladder = properties.get("retentionPolicy") or {}
+    parts = []
+    for tier in ("dailySchedule", "weeklySchedule", "monthlySchedule", "yearlySchedule"):
+        duration = (ladder.get(tier) or {}).get("retentionDuration")
+        if duration:
+            parts.append(f"{_n(duration.get('count'))}{_UNITS.get(duration.get('durationType'), '?')}")
+    return " / ".join(parts) or "none"
+
+
+def schedule_summary(properties: Mapping[str, Any]) -> str:
+    schedule = properties.get("schedulePolicy") or {}
+    frequency = schedule.get("scheduleRunFrequency")
+    if frequency == "Hourly":
+        hourly = schedule.get("hourlySchedule") or {}
+        return (
+            f"every {_n(hourly.get('interval'))}h from {_hhmm(hourly.get('scheduleWindowStartTime'))} "
+            f"for {_n(hourly.get('scheduleWindowDuration'))}h"
+        )
+    times = (
+        schedule.get("scheduleRunTimes")
+        or (schedule.get("dailySchedule") or {}).get("scheduleRunTimes")
+        or (schedule.get("weeklySchedule") or {}).get("scheduleRunTimes")
+        or []
+    )
+    days = schedule.get("scheduleRunDays") or (schedule.get("weeklySchedule") or {}).get("scheduleRunDays") or []
+    when = ",".join(_hhmm(t) for t in times)
+    return f"{frequency} at {when}" + (f" on {','.join(days)}" if days else "")
+
+
+def describe(resource: PlannedResource) -> str:
+    inputs = resource.inputs
+    props: Mapping[str, Any] = inputs.get("properties") or {}
+    if resource.type == "azure-native:recoveryservices:Vault":
+        redundancy = props.get("redundancySettings") or {}
+        security = props.get("securitySettings") or {}
+        soft = security.get("softDeleteSettings") or {}
+        return (
+            f"{inputs.get('vaultName')} in {inputs.get('location')}: "
+            f"{redundancy.get('standardTierStorageRedundancy')}, CRR {redundancy.get('crossRegionRestore')}, "
+            f"soft delete {soft.get('softDeleteState')} ({_n(soft.get('softDeleteRetentionPeriodInDays'))}d), "
+            f"immutability {(security.get('immutabilitySettings') or {}).get('state')}, "
+            f"public access {props.get('publicNetworkAccess')}"
+        )
+    if resource.type == "azure-native:recoveryservices:ProtectionPolicy":
+        kind = "Enhanced (V2)" if props.get("policyType") == "V2" else "Standard (V1)"
+        return (
+            f"{inputs.get('policyName')}: {kind}, {schedule_summary(props)} {props.get('timeZone')}, "
+            f"instant restore {_n(props.get('instantRpRetentionRangeInDays'))}d, retention {retention_ladder(props)}"
+        )
+    if resource.type == "azure-native:recoveryservices:ProtectedItem":
+        vm_id = str(props.get("sourceResourceId", ""))
+        parts = vm_id.split("/")
+        where = f"{parts[-1]} (rg {parts[4]})" if len(parts) > 4 else vm_id
+        return f"{where} -> item {inputs.get('protectedItemName')}"
+    settings = inputs.get("settings")
+    if isinstance(settings, Mapping):
+        vms = inputs.get("vmIds") or inputs.get("vm_ids") or []
+        return (
+            f"{len(vms)} VM(s): verify {settings.get('verify')}, retain {_n(settings.get('retainDays'))}d, "
+            f"timeout {_n(settings.get('timeoutMinutes'))}min, poll {_n(settings.get('pollSeconds'))}s"
+        )
+    return ""
+
+
+_ORDER = list(_SHORT_TYPES)
+
+
+def render_plan(plan: Plan) -> str:
+    """Cloud resources only, in dependency order (components are grouping, not deployments)."""
+    custom = [r for r in plan.resources if r.custom]
+    custom.sort(key=lambda r: _ORDER.index(r.type) if r.type in _ORDER else len(_ORDER))
+    rows = [(_SHORT_TYPES.get(r.type, r.type), r.name, describe(r)) for r in custom]
+    return render_table(("TYPE", "NAME", "KEY SETTINGS"), rows)

@@ -1,0 +1,491 @@
+"""Pure policy rules: plain props (camelCase, as the engine sends them) in, problems out.
+
+Azure's own limits come from :mod:`components.validation`, so a bound is written once and
+enforced both at preview on our config and here on whatever props reach the engine (including
+stacks that were not built by our components). The environment's bounds come from the typed
+requirements in :mod:`policies.thresholds`.
+
+Props here are plain dicts and lists. During preview some values are not known yet (an id that
+Azure assigns); those arrive as :data:`UNKNOWN`, and every rule skips what it cannot know rather
+than reporting a false violation: the same rules run again on ``pulumi up`` with real values.
+Every message names the setting, the value and the bound; the policy adds the resource name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, cast
+
+from components import validation as v
+from components.validation import Frequency, PolicyType, Tier
+from policies.thresholds import (
+    TIERS,
+    VM_TYPE,
+    CoverageRequirements,
+    InitialBackupRequirements,
+    RetentionRequirements,
+    ScheduleRequirements,
+    VaultRequirements,
+)
+
+VAULT_TYPE: Final = "azure-native:recoveryservices:Vault"
+POLICY_TYPE: Final = "azure-native:recoveryservices:ProtectionPolicy"
+ITEM_TYPE: Final = "azure-native:recoveryservices:ProtectedItem"
+#: Dynamic resources all share this token; ``InitialBackup`` is recognised by its props.
+DYNAMIC_TYPE: Final = "pulumi-python:dynamic:Resource"
+
+RETENTION_PATH: Final = "properties.retentionPolicy"
+SCHEDULE_PATH: Final = "properties.schedulePolicy"
+TIER_SCHEDULE_KEYS: Final[dict[Tier, str]] = {
+    "daily": "dailySchedule",
+    "weekly": "weeklySchedule",
+    "monthly": "monthlySchedule",
+    "yearly": "yearlySchedule",
+}
+#: The gap between recovery points a schedule frequency implies, when it is not hourly.
+FREQUENCY_RPO_HOURS: Final[dict[str, int]] = {"Daily": 24, "Weekly": 168}
+#: What Azure assumes when a prop is absent; a missing prop must be judged by what Azure will do.
+AZURE_DEFAULT_INSTANT_RESTORE_DAYS: Final = 2
+AZURE_DEFAULT_SOFT_DELETE_STATE: Final = "Enabled"
+AZURE_DEFAULT_IMMUTABILITY_STATE: Final = "Disabled"
+AZURE_DEFAULT_PUBLIC_NETWORK_ACCESS: Final = "Enabled"
+AZURE_DEFAULT_STORAGE_REDUNDANCY: Final = "GeoRedundant"
+
+
+class Unknown:
+    """A value the engine cannot know during preview (computed by Azure on create)."""
+
+    _instance: Unknown | None = None
+
+    def __new__(cls) -> Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<unknown until deployment>"
+
+
+UNKNOWN: Final = Unknown()
+
+
+def get_path(props: Mapping[str, object], path: str) -> object:
+    """Read a dotted path; None when any part is missing, UNKNOWN when any part is unknown."""
+    current: object = props
+    for key in path.split("."):
+        if current is UNKNOWN:
+            return UNKNOWN
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(key)
+    return current
+
+
+def check_retention_bounds(
+    count: object, tier: Tier, setting: str, minimum: int | None, maximum: int | None
+) -> list[str]:
+    """The environment's bounds, on top of Azure's: a count Azure accepts can still be too short to
+    meet an audit requirement (prod) or too long to pay for (dev). Share with the component if the
+    stack config should ever fail at preview on environment bounds too."""
+    if isinstance(count, bool) or not isinstance(count, int):
+        return []
+    unit = v.TIER_UNITS[tier]
+    if minimum is not None and count < minimum:
+        return [f"{setting} = {count} {unit} is below this environment's minimum of {minimum} {unit}"]
+    if maximum is not None and count > maximum:
+        return [f"{setting} = {count} {unit} is above this environment's maximum of {maximum} {unit}"]
+    return []
+
+
+def check_required_tiers(present: Iterable[Tier], required: Sequence[Tier], setting: str) -> list[str]:
+    """A tier that is missing is a whole class of restore points that never exists."""
+    have = set(present)
+    return [
+        f"{setting}.{TIER_SCHEDULE_KEYS[tier]} is missing: this environment requires {', '.join(required)} retention"
+        for tier in required
+        if tier not in have
+    ]
+
+
+def check_minimum(value: object, setting: str, minimum: int, unit: str) -> list[str]:
+    """An environment floor on a count Azure already range-checked."""
+    if isinstance(value, bool) or not isinstance(value, int) or value >= minimum:
+        return []
+    return [f"{setting} = {value} {unit} is below this environment's minimum of {minimum} {unit}"]
+
+
+def check_allowed(value: object, setting: str, allowed: Sequence[str], why: str = "") -> list[str]:
+    """An environment allow-list (narrower than Azure's choices)."""
+    if value is UNKNOWN or value in allowed:
+        return []
+    suffix = f": {why}" if why else ""
+    return [f"{setting} = {value!r} is not allowed in this environment (allowed: {', '.join(allowed)}){suffix}"]
+
+
+def check_rpo(frequency: object, interval: object, setting: str, max_rpo_hours: int | None) -> list[str]:
+    """The recovery point objective the schedule implies must meet the environment's."""
+    if max_rpo_hours is None:
+        return []
+    rpo = interval if frequency == "Hourly" else FREQUENCY_RPO_HOURS.get(str(frequency))
+    if isinstance(rpo, bool) or not isinstance(rpo, int) or rpo <= max_rpo_hours:
+        return []
+    needs = " (needs an Hourly schedule, which only Enhanced (V2) policies offer)" if max_rpo_hours < 24 else ""
+    return [
+        f"{setting} = {frequency!r} gives a recovery point every {rpo} hours: this environment's maximum RPO "
+        f"is {max_rpo_hours} hours{needs}"
+    ]
+
+
+def _policy_type(props: Mapping[str, object]) -> tuple[PolicyType | None, list[str]]:
+    raw = get_path(props, "properties.policyType")
+    if raw is None:
+        return "V1", []  # Azure's default: a policy without a type is Standard
+    if raw is UNKNOWN:
+        return None, []
+    return v.normalize_policy_type(raw, "properties.policyType")
+
+
+def is_vm_backup_policy(props: Mapping[str, object]) -> bool:
+    """ProtectionPolicy also covers SQL, file shares etc.; only AzureIaasVM policies are ours."""
+    kind = get_path(props, "properties.backupManagementType")
+    return kind in (None, "AzureIaasVM") or kind is UNKNOWN
+
+
+def retention_problems(props: Mapping[str, object], req: RetentionRequirements) -> list[str]:
+    """Azure's per-tier limits, the environment's bounds and the required tiers."""
+    ptype, problems = _policy_type(props)
+    retention = get_path(props, RETENTION_PATH)
+    if retention is UNKNOWN:
+        return problems
+    if not isinstance(retention, Mapping):
+        return [*problems, f"{RETENTION_PATH} is missing: a policy without retention keeps no recovery points"]
+    present: list[Tier] = []
+    for tier in TIERS:
+        schedule = retention.get(TIER_SCHEDULE_KEYS[tier])
+        if schedule is None:
+            continue
+        present.append(tier)
+        setting = f"{RETENTION_PATH}.{TIER_SCHEDULE_KEYS[tier]}.retentionDuration.count"
+        count = v.as_count(
+            get_path(cast(Mapping[str, object], retention), f"{TIER_SCHEDULE_KEYS[tier]}.retentionDuration.count")
+        )
+        if count is UNKNOWN:
+            continue
+        if ptype is not None:
+            problems.extend(v.check_retention_count(count, tier, ptype, setting))
+        problems.extend(check_retention_bounds(count, tier, setting, req.minimum.get(tier), req.maximum.get(tier)))
+    problems.extend(check_required_tiers(present, req.required_tiers, RETENTION_PATH))
+    return problems
+
+
+def _schedule_times(schedule: Mapping[str, object], frequency: object) -> tuple[str, object]:
+    """Where the run time lives depends on the schedule type (V1 flat, V2 nested per frequency)."""
+    if frequency == "Hourly":
+        return "hourlySchedule.scheduleWindowStartTime", get_path(schedule, "hourlySchedule.scheduleWindowStartTime")
+    nested = {"Daily": "dailySchedule", "Weekly": "weeklySchedule"}.get(str(frequency))
+    if nested and isinstance(schedule.get(nested), Mapping):
+        return f"{nested}.scheduleRunTimes", get_path(schedule, f"{nested}.scheduleRunTimes")
+    return "scheduleRunTimes", schedule.get("scheduleRunTimes")
+
+
+def schedule_problems(props: Mapping[str, object], req: ScheduleRequirements) -> list[str]:
+    """Schedule present and valid, Enhanced (V2) for hourly, instant restore inside Azure's limits
+    and the environment's floor, and the schedule's RPO inside the environment's maximum."""
+    ptype, problems = _policy_type(props)
+    schedule = get_path(props, SCHEDULE_PATH)
+    if schedule is UNKNOWN:
+        return problems
+    if not isinstance(schedule, Mapping):
+        return [*problems, f"{SCHEDULE_PATH} is missing: a policy without a schedule never takes a backup"]
+    frequency = schedule.get("scheduleRunFrequency")
+    setting = f"{SCHEDULE_PATH}.scheduleRunFrequency"
+    if frequency is UNKNOWN or ptype is None:
+        return problems
+    found = v.check_frequency_for_policy_type(frequency, ptype, setting)
+    problems.extend(found)
+    if frequency not in ("Daily", "Weekly", "Hourly"):
+        return problems
+    freq = cast(Frequency, frequency)
+    if (
+        freq == "Hourly"
+        and ptype == "V2"
+        and schedule.get("schedulePolicyType") not in ("SimpleSchedulePolicyV2", UNKNOWN)
+    ):
+        problems.append(
+            f"{SCHEDULE_PATH}.schedulePolicyType = {schedule.get('schedulePolicyType')!r} cannot run Hourly: "
+            "use 'SimpleSchedulePolicyV2'"
+        )
+    interval: object = None
+    if freq == "Hourly":
+        interval = v.as_count(get_path(schedule, "hourlySchedule.interval"))
+        if interval is not UNKNOWN:
+            problems.extend(v.check_hourly_interval(interval, f"{SCHEDULE_PATH}.hourlySchedule.interval"))
+        window = v.as_count(get_path(schedule, "hourlySchedule.scheduleWindowDuration"))
+        if window is not UNKNOWN:
+            problems.extend(v.check_hourly_window(window, f"{SCHEDULE_PATH}.hourlySchedule.scheduleWindowDuration"))
+    time_key, times = _schedule_times(schedule, freq)
+    time_setting = f"{SCHEDULE_PATH}.{time_key}"
+    if times is None or (isinstance(times, list) and not times):
+        problems.append(f"{time_setting} is missing: the schedule has no time to run at")
+    else:
+        for index, time in enumerate(times if isinstance(times, list) else [times]):
+            if time is not UNKNOWN:
+                item = f"{time_setting}[{index}]" if isinstance(times, list) else time_setting
+                problems.extend(v.check_backup_time(time, item))
+    problems.extend(check_rpo(freq, interval, setting, req.max_rpo_hours))
+    irp_setting = "properties.instantRpRetentionRangeInDays"
+    irp = v.as_count(get_path(props, irp_setting))
+    if irp is None:
+        irp = AZURE_DEFAULT_INSTANT_RESTORE_DAYS
+        irp_setting += " (not set: Azure's default)"
+    if irp is not UNKNOWN:
+        found = v.check_instant_restore_days(irp, ptype, freq, irp_setting)
+        problems.extend(found)
+        if not found:
+            problems.extend(check_minimum(irp, irp_setting, req.min_instant_restore_days, "days"))
+    return problems
+
+
+def vault_problems(props: Mapping[str, object], req: VaultRequirements) -> list[str]:
+    """Soft delete, immutability, network exposure and redundancy: what keeps backups alive when
+    someone (or something) with vault rights tries to delete them, or a region goes down."""
+    problems: list[str] = []
+    security = "properties.securitySettings"
+    soft_delete = get_path(props, f"{security}.softDeleteSettings.softDeleteState")
+    sd_setting = f"{security}.softDeleteSettings.softDeleteState"
+    if soft_delete is None:
+        soft_delete, sd_setting = AZURE_DEFAULT_SOFT_DELETE_STATE, f"{sd_setting} (not set: Azure's default)"
+    problems.extend(
+        check_allowed(soft_delete, sd_setting, req.allowed_soft_delete_states, "deleted backups must stay recoverable")
+    )
+    sd_days_setting = f"{security}.softDeleteSettings.softDeleteRetentionPeriodInDays"
+    sd_days = v.as_count(get_path(props, sd_days_setting))
+    if sd_days is not None and sd_days is not UNKNOWN:
+        low, high = v.SOFT_DELETE_RETENTION_LIMITS
+        found = v.check_int_range(sd_days, sd_days_setting, low, high, "days")
+        problems.extend(found or check_minimum(sd_days, sd_days_setting, req.min_soft_delete_retention_days, "days"))
+    immutability = get_path(props, f"{security}.immutabilitySettings.state")
+    imm_setting = f"{security}.immutabilitySettings.state"
+    if immutability is None:
+        immutability, imm_setting = AZURE_DEFAULT_IMMUTABILITY_STATE, f"{imm_setting} (not set: Azure's default)"
+    problems.extend(
+        check_allowed(
+            immutability, imm_setting, req.allowed_immutability_states, "nobody may shorten retention or delete points"
+        )
+    )
+    pna = get_path(props, "properties.publicNetworkAccess")
+    pna_setting = "properties.publicNetworkAccess"
+    if pna is None:
+        pna, pna_setting = AZURE_DEFAULT_PUBLIC_NETWORK_ACCESS, f"{pna_setting} (not set: Azure's default)"
+    if not req.allow_public_network_access:
+        problems.extend(check_allowed(pna, pna_setting, ("Disabled",), "the vault must not be reachable publicly"))
+    redundancy_path = "properties.redundancySettings.standardTierStorageRedundancy"
+    redundancy = get_path(props, redundancy_path)
+    red_setting = redundancy_path
+    if redundancy is None:
+        redundancy, red_setting = AZURE_DEFAULT_STORAGE_REDUNDANCY, f"{red_setting} (not set: Azure's default)"
+    problems.extend(check_allowed(redundancy, red_setting, req.allowed_storage_redundancies))
+    crr = get_path(props, "properties.redundancySettings.crossRegionRestore")
+    crr_setting = "properties.redundancySettings.crossRegionRestore"
+    if crr is not UNKNOWN and redundancy is not UNKNOWN:
+        problems.extend(v.check_cross_region_restore(crr == "Enabled", redundancy, crr_setting))
+    if req.require_cross_region_restore and crr is not UNKNOWN and crr != "Enabled":
+        problems.append(
+            f"{crr_setting} = {crr!r} is not allowed in this environment: 'Enabled' is required "
+            "so a regional outage does not stop restores"
+        )
+    return problems
+
+
+def initial_backup_settings(props: Mapping[str, object]) -> Mapping[str, object] | None:
+    """The InitialBackup's settings, or None when these props belong to another dynamic resource.
+
+    Settings are read from ``settings`` (InitialBackupSettings.to_dict()) or, tolerantly, from the
+    top level; the dynamic provider's own ``__provider`` prop is ignored."""
+    settings = props.get("settings")
+    if isinstance(settings, Mapping) and "retainDays" in settings:
+        return cast(Mapping[str, object], settings)
+    if "retainDays" in props and ("vmIds" in props or "vaultId" in props):
+        return props
+    return None
+
+
+def initial_backup_problems(props: Mapping[str, object], req: InitialBackupRequirements) -> list[str]:
+    """The first recovery point is the only one until the schedule runs: it must be kept at least
+    as long as the environment's minimum, within Azure's 'retain till' limit."""
+    settings = initial_backup_settings(props)
+    if settings is None:
+        return []
+    prefix = "settings." if settings is not props else ""
+    problems: list[str] = []
+    retain = v.as_count(settings.get("retainDays"))
+    setting = f"{prefix}retainDays"
+    if retain is not UNKNOWN:
+        low, high = v.INITIAL_BACKUP_RETAIN_DAYS_LIMITS
+        found = v.check_int_range(retain, setting, low, high, "days")
+        problems.extend(found or check_minimum(retain, setting, req.min_retain_days, "days"))
+    verify = settings.get("verify")
+    if verify is not None and verify is not UNKNOWN:
+        problems.extend(
+            check_allowed(
+                verify, f"{prefix}verify", req.allowed_verify_modes, "the first recovery point must be proven"
+            )
+        )
+    return problems
+
+
+# --- stack rule -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackResource:
+    """One resource of the stack as the stack rule needs it: plain props (outputs at ``up``,
+    inputs with unknowns at preview) and, per prop, the URNs it was computed from."""
+
+    type: str
+    name: str
+    urn: str
+    props: Mapping[str, object]
+    property_dependencies: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StackProblem:
+    """A stack violation, attached to the resource to fix (None: the stack as a whole)."""
+
+    urn: str | None
+    message: str
+
+
+def label(resource_type: str, name: str) -> str:
+    """``ProtectionPolicy 'backup-policy'``: the short type and logical name, as a plan shows them."""
+    return f"{resource_type.rsplit(':', 1)[-1]} {name!r}"
+
+
+def _lower(value: object) -> str | None:
+    return value.lower().rstrip("/") if isinstance(value, str) else None
+
+
+def _arm_keys(resource: StackResource) -> set[str]:
+    """Ways an ARM id elsewhere in the stack may name this resource: its ``id`` output, or (at
+    preview, before Azure assigns ids) the subscription-less path built from its inputs."""
+    keys: set[str] = set()
+    own = _lower(resource.props.get("id"))
+    if own:
+        keys.add(own)
+    rg = resource.props.get("resourceGroupName")
+    if resource.type == POLICY_TYPE:
+        vault, name = resource.props.get("vaultName"), resource.props.get("policyName")
+        if all(isinstance(x, str) for x in (rg, vault, name)):
+            keys.add(
+                f"/resourcegroups/{rg}/providers/microsoft.recoveryservices/vaults/{vault}/backuppolicies/{name}".lower()
+            )
+    elif resource.type == VM_TYPE:
+        name = resource.props.get("vmName")
+        if isinstance(rg, str) and isinstance(name, str):
+            keys.add(f"/resourcegroups/{rg}/providers/microsoft.compute/virtualmachines/{name}".lower())
+    return keys
+
+
+def _refers_to(arm_id: object, keys: set[str]) -> bool:
+    ref = _lower(arm_id)
+    return ref is not None and any(
+        ref == key or (key.startswith("/resourcegroups/") and ref.endswith(key)) for key in keys
+    )
+
+
+def _depends_on(item: StackResource, urn: str) -> bool:
+    return any(urn in urns for urns in item.property_dependencies.values())
+
+
+def coverage_problems(resources: Sequence[StackResource], req: CoverageRequirements) -> list[StackProblem]:
+    """Every VM (in the stack, or required by config) has a ProtectedItem whose policy passes the
+    environment's retention and schedule rules. Links are matched case-insensitively on ARM ids
+    (Azure's own casing varies), or through property dependencies while ids are still unknown."""
+    vms = [r for r in resources if r.type == VM_TYPE]
+    items = [r for r in resources if r.type == ITEM_TYPE]
+    policies = [r for r in resources if r.type == POLICY_TYPE]
+    problems: list[StackProblem] = []
+
+    targets: list[tuple[str, str | None, set[str]]] = []  # (description, urn, keys)
+    for vm in vms:
+        keys = _arm_keys(vm)
+        targets.append((f"{label(vm.type, vm.name)}", vm.urn, keys))
+    for vm_id in req.required_vm_ids:
+        key = _lower(vm_id) or ""
+        if not any(_refers_to(vm_id, keys) for _, _, keys in targets):
+            targets.append((f"VM {vm_id} (requiredVmIds)", None, {key}))
+
+    for description, urn, keys in targets:
+        protecting = [
+            item
+            for item in items
+            if _refers_to(get_path(item.props, "properties.sourceResourceId"), keys)
+            or (
+                urn is not None
+                and get_path(item.props, "properties.sourceResourceId") is UNKNOWN
+                and _depends_on(item, urn)
+            )
+        ]
+        if not protecting:
+            problems.append(
+                StackProblem(
+                    urn,
+                    f"{description} is not backed up: no {ITEM_TYPE} has properties.sourceResourceId pointing at it",
+                )
+            )
+            continue
+        for item in protecting:
+            problems.extend(_item_policy_problems(item, description, policies, req))
+    return problems
+
+
+def _item_policy_problems(
+    item: StackResource, vm: str, policies: Sequence[StackResource], req: CoverageRequirements
+) -> list[StackProblem]:
+    item_label = label(item.type, item.name)
+    policy_id = get_path(item.props, "properties.policyId")
+    if policy_id is None or policy_id == "":
+        return [
+            StackProblem(item.urn, f"{item_label} protects {vm} with no properties.policyId: no backups are scheduled")
+        ]
+    if policy_id is UNKNOWN:
+        linked = [p for p in policies if _depends_on(item, p.urn)]
+    else:
+        linked = [p for p in policies if _refers_to(policy_id, _arm_keys(p))]
+    if not linked:
+        if policy_id is UNKNOWN:
+            return []  # computed from something outside the stack; known and checked at `up`
+        if any(_lower(policy_id) == _lower(approved) for approved in req.approved_existing_policy_ids):
+            return []
+        shape = v.check_policy_id(policy_id, f"{item_label} properties.policyId")
+        if shape:
+            return [StackProblem(item.urn, shape[0])]
+        return [
+            StackProblem(
+                item.urn,
+                f"{item_label} protects {vm} with properties.policyId = {policy_id!r}, which is neither a "
+                "ProtectionPolicy in this stack nor listed in approvedExistingPolicyIds: "
+                "its retention cannot be verified",
+            )
+        ]
+    problems: list[StackProblem] = []
+    for policy in linked:
+        if not is_vm_backup_policy(policy.props):
+            problems.append(
+                StackProblem(
+                    item.urn,
+                    f"{item_label} protects {vm} with {label(policy.type, policy.name)}, "
+                    "which is not an AzureIaasVM policy",
+                )
+            )
+            continue
+        found = retention_problems(policy.props, req.retention) + schedule_problems(policy.props, req.schedule)
+        problems.extend(
+            StackProblem(
+                item.urn, f"{item_label} protects {vm} with {label(policy.type, policy.name)}, which fails: {p}"
+            )
+            for p in found
+        )
+    return problems

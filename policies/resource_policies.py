@@ -48,7 +48,7 @@ def resource_label(resource_type: str, name: str, props: Mapping[str, object]) -
 
 def _validator(
     policy: str,
-    resource_type: str,
+    resource_type: str | Callable[[str], bool],
     parse: Callable[[Mapping[str, Any] | None, str], Req],
     check: Callable[[Mapping[str, object], Req], list[str]],
     applies: Callable[[Mapping[str, object]], bool] = lambda props: True,
@@ -56,7 +56,8 @@ def _validator(
     """Wire a pure rule into the SDK; a broken config is itself reported, never silently ignored."""
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        if args.resource_type != resource_type:
+        matches = resource_type(args.resource_type) if callable(resource_type) else args.resource_type == resource_type
+        if not matches:
             return
         props = plain_props(args.props)
         if not applies(props):
@@ -127,7 +128,7 @@ def initial_backup_policy() -> ResourceValidationPolicy:
         description="The initial on-demand backup is retained at least the environment's minimum days.",
         validate=_validator(
             INITIAL_BACKUP_POLICY,
-            rules.DYNAMIC_TYPE,
+            rules.is_dynamic_type,
             InitialBackupRequirements.from_config,
             rules.initial_backup_problems,
             lambda props: rules.initial_backup_settings(props) is not None,

@@ -35,6 +35,13 @@ ITEM_TYPE: Final = "azure-native:recoveryservices:ProtectedItem"
 #: Dynamic resources all share this token; ``InitialBackup`` is recognised by its props.
 DYNAMIC_TYPE: Final = "pulumi-python:dynamic:Resource"
 
+
+def is_dynamic_type(resource_type: str) -> bool:
+    """``pulumi-python:dynamic:Resource`` by default, ``pulumi-python:dynamic/<module>:<Name>`` when
+    the dynamic resource class declares a module/name; either may carry the InitialBackup."""
+    return resource_type.startswith(("pulumi-python:dynamic:", "pulumi-python:dynamic/"))
+
+
 RETENTION_PATH: Final = "properties.retentionPolicy"
 SCHEDULE_PATH: Final = "properties.schedulePolicy"
 TIER_SCHEDULE_KEYS: Final[dict[Tier, str]] = {

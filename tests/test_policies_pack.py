@@ -318,9 +318,10 @@ def test_dev_violations_are_advisory_and_do_not_fail_the_run() -> None:
     assert exit_code(violations) == 0
 
 
-def test_initial_backup_dynamic_resource_is_checked_against_the_environment_minimum() -> None:
+@pytest.mark.parametrize("type_token", [DYNAMIC_TYPE, "pulumi-python:dynamic/protectedvm:InitialBackup"])
+def test_initial_backup_dynamic_resource_is_checked_against_the_environment_minimum(type_token: str) -> None:
     initial = PlannedResource(
-        DYNAMIC_TYPE,
+        type_token,
         "initial-backup",
         {
             "__provider": "serialized-provider",
@@ -333,7 +334,7 @@ def test_initial_backup_dynamic_resource_is_checked_against_the_environment_mini
     )
     violations = run_policies([*evaluate_stack("prod").resources, initial], load_env_config("prod"), stack="prod")
     assert [str(v) for v in violations] == [
-        "[mandatory] initial-backup-retention: Resource 'initial-backup': "
+        f"[mandatory] initial-backup-retention: {type_token.rsplit(':', 1)[-1]} 'initial-backup': "
         "settings.retainDays = 7 days is below this environment's minimum of 30 days"
     ]
 

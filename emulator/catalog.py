@@ -1,0 +1,64 @@
+"""Job failure texts close to what Azure Backup reports, so error handling is tested on realistic data.
+
+``AzureIaaSVMErrorInfo.errorCode`` is an integer in the API; the numbers here are
+emulator stand-ins, and the well-known string code (what the portal shows) is
+placed in ``errorTitle`` so callers can match on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class JobError:
+    code: str
+    message: str
+    recommendations: list[str] = field(default_factory=list)
+    numeric_code: int = 400000
+
+
+KNOWN_JOB_ERRORS: dict[str, JobError] = {
+    "UserErrorGuestAgentStatusUnavailable": JobError(
+        "UserErrorGuestAgentStatusUnavailable",
+        "VM Agent unable to communicate with Azure Backup",
+        [
+            "Ensure that the VM agent is installed, running and up to date on the virtual machine.",
+            "Ensure that the VM has outbound network connectivity to Azure Storage and Azure Backup endpoints.",
+            "Please refer to https://aka.ms/guestagent-status-unavailable for more information.",
+        ],
+        400216,
+    ),
+    "UserErrorVmNotInDesirableState": JobError(
+        "UserErrorVmNotInDesirableState",
+        "VM is not in a state that allows backups.",
+        [
+            "The backup operation failed because the VM is in Failed state. For a successful backup, the VM state "
+            "should be Running, Stopped, or Stopped (deallocated).",
+            "If the VM is in a transient state between Running and Shut down, wait for the state to change and "
+            "then trigger the backup job.",
+        ],
+        400112,
+    ),
+    "UserErrorBackupOperationInProgress": JobError(
+        "UserErrorBackupOperationInProgress",
+        "Unable to perform the operation as another backup operation is currently in progress on this item.",
+        ["Wait for the current backup operation to complete and then retry the operation."],
+        400130,
+    ),
+}
+
+
+def job_error(code: str, message: str | None = None, recommendations: list[str] | None = None) -> JobError:
+    """Known codes get Azure's wording; any other code is accepted so tests can model new failures."""
+    known = KNOWN_JOB_ERRORS.get(code)
+    base = known or JobError(code, f"The backup operation failed with error {code}.", [], 400000)
+    return JobError(
+        code,
+        message if message is not None else base.message,
+        list(recommendations) if recommendations is not None else list(base.recommendations),
+        base.numeric_code,
+    )
+
+
+IN_PROGRESS_ERROR = KNOWN_JOB_ERRORS["UserErrorBackupOperationInProgress"]

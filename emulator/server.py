@@ -188,7 +188,9 @@ class Emulator:
         ca.cert_pem.write_to_path(str(ca_path))
         self._ca_path = str(ca_path)
         self._server = _TLSServer(context, self)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="rsv-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="rsv-emulator", daemon=True
+        )
         self._thread.start()
         return self
 

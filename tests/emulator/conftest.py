@@ -31,7 +31,8 @@ def item_for(vm: str, rg: str = VM_RG) -> str:
 
 
 def policy_id(name: str = "DefaultPolicy") -> str:
-    return f"/subscriptions/{SUB}/resourceGroups/{VAULT_RG}/providers/Microsoft.RecoveryServices/vaults/{VAULT}/backupPolicies/{name}"
+    vault = f"/subscriptions/{SUB}/resourceGroups/{VAULT_RG}/providers/Microsoft.RecoveryServices/vaults/{VAULT}"
+    return f"{vault}/backupPolicies/{name}"
 
 
 def expiry(days: int = 30) -> str:

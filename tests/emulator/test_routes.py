@@ -6,10 +6,10 @@ import http.client
 import json
 
 import pytest
+from azure.core import PipelineClient
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest
-from azure.core import PipelineClient
 
 from emulator import Emulator
 
@@ -109,7 +109,10 @@ def test_item_put_answers_202_with_lro_headers_and_item_is_irpending(env: Env) -
             "policyId": policy_id(),
         }
     }
-    path = f"{VAULT_PATH}/backupFabrics/Azure/protectionContainers/{container_for('web01')}/protectedItems/{item_for('web01')}"
+    path = (
+        f"{VAULT_PATH}/backupFabrics/Azure/protectionContainers/{container_for('web01')}"
+        f"/protectedItems/{item_for('web01')}"
+    )
     conn = http.client.HTTPSConnection("127.0.0.1", env.emu.port, context=env.emu.ssl_context())
     conn.request("PUT", path + "?api-version=2026-10-01", json.dumps(body), {"Authorization": "Bearer emulator-token"})
     resp = conn.getresponse()

@@ -1,0 +1,447 @@
+"""Thin wrapper over the Recovery Services backup SDK: the only module that touches SDK models.
+
+Everything the verifier needs from Azure is five calls per vault, returned as small frozen
+dataclasses so the core logic never depends on SDK model shapes (which changed between SDK majors):
+
+* ``backups.trigger`` ("Backup now"), answering with the operation id from ``Azure-AsyncOperation``;
+* ``backup_operation_statuses.get``, which turns that operation into a job id (or an error code);
+* ``backup_jobs.list`` with an OData window filter, the one batched poll per vault;
+* ``recovery_points.list`` for one item, once its job completed;
+* ``protected_items.get`` for the standalone health check.
+
+Retries: the SDK pipeline retries GETs on 408/429/5xx and connection errors and honours
+``Retry-After``; we bound that (``Retry-After`` above ``max_retry_after`` is not slept on, the total
+number of tries is capped). The SDK never retries a POST after a dropped connection or a 429 without
+``Retry-After``, so :meth:`BackupApi.trigger_backup` retries those itself, a bounded number of times.
+Retrying a trigger is safe: if the first POST did start a job, Azure fails the second operation with
+``UserErrorBackupOperationInProgress`` and the verifier adopts the running job.
+
+Credentials come from the environment (``DefaultAzureCredential``: OIDC workload identity in
+pipelines, ``az login`` locally). ``PROTECTED_VM_ARM_ENDPOINT`` / ``PROTECTED_VM_CA_BUNDLE`` point the
+client at the local emulator instead, with its static token. No token or header is ever logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline.policies import RetryPolicy
+from azure.core.pipeline.transport import RequestsTransport
+from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
+from azure.mgmt.recoveryservicesbackup import models as m
+
+from protectedvm.ids import FABRIC_NAME, VaultRef, VmRef
+
+ENDPOINT_ENV = "PROTECTED_VM_ARM_ENDPOINT"
+CA_BUNDLE_ENV = "PROTECTED_VM_CA_BUNDLE"
+#: Azure's backup job filter wants local-looking 12-hour timestamps (interpreted as UTC).
+JOB_FILTER_TIME_FORMAT = "%Y-%m-%d %I:%M:%S %p"
+#: Status codes worth another try: throttling and transient server/gateway errors.
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class BoundedRetryPolicy(RetryPolicy):
+    """The SDK's retry policy, but a ``Retry-After`` longer than ``max_retry_after`` seconds is
+    not slept on: the error surfaces to the caller instead of blocking a deployment for an hour."""
+
+    def __init__(self, *, max_retry_after: float = 120.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_retry_after = max_retry_after
+
+    def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
+        retry_after = self.get_retry_after(response)
+        if retry_after is not None and retry_after > self.max_retry_after:
+            return False
+        return bool(super().is_retry(settings, response))
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Bounds for both retry layers. Defaults suit ARM; tests shrink the backoff."""
+
+    sdk_total: int = 5
+    backoff_factor: float = 0.8
+    backoff_max: float = 30.0
+    max_retry_after: float = 120.0
+    #: Our own attempts at the trigger POST (the SDK makes its own on top for 500/503/504).
+    trigger_attempts: int = 4
+
+
+def default_credential() -> TokenCredential:
+    """The emulator's static token when the endpoint is overridden, else ``DefaultAzureCredential``."""
+    if os.environ.get(ENDPOINT_ENV):
+        from emulator import StaticTokenCredential  # only the offline emulator accepts it
+
+        return StaticTokenCredential()
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def make_sdk_client(
+    subscription_id: str,
+    credential: TokenCredential | None = None,
+    *,
+    retry: RetrySettings | None = None,
+    pool_size: int = 32,
+) -> RecoveryServicesBackupClient:
+    """A backup client for one subscription, honouring the emulator env overrides.
+
+    The connection pool is sized for the verifier's trigger threads (requests defaults to 10,
+    which makes 16 concurrent triggers discard connections)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    retry = retry or RetrySettings()
+    base_url = os.environ.get(ENDPOINT_ENV) or None
+    verify: str | bool = os.environ.get(CA_BUNDLE_ENV) or True
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    transport = RequestsTransport(session=session, session_owner=True, connection_verify=verify)
+    policy = BoundedRetryPolicy(
+        max_retry_after=retry.max_retry_after,
+        retry_total=retry.sdk_total,
+        retry_backoff_factor=retry.backoff_factor,
+        retry_backoff_max=retry.backoff_max,
+    )
+    return RecoveryServicesBackupClient(
+        credential or default_credential(),
+        subscription_id,
+        base_url=base_url,
+        transport=transport,
+        retry_policy=policy,
+        connection_verify=verify,
+    )
+
+
+# --- plain results -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobError:
+    code: str
+    message: str
+    recommendations: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        text = f"{self.code}: {self.message}" if self.message else self.code
+        if self.recommendations:
+            text += " Recommendations: " + " ".join(self.recommendations)
+        return text
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    job_id: str
+    operation: str
+    status: str
+    entity_friendly_name: str
+    container_name: str | None
+    start_time: dt.datetime | None
+    end_time: dt.datetime | None
+    duration_seconds: float | None
+    errors: tuple[JobError, ...] = ()
+
+    def belongs_to(self, vm: VmRef) -> bool:
+        """Jobs carry the VM's friendly name and, usually, its container; the container wins
+        because two VMs of one vault may share a name across resource groups."""
+        if self.container_name:
+            return vm.owns_container(self.container_name)
+        return self.entity_friendly_name.lower() == vm.name.lower()
+
+
+@dataclass(frozen=True)
+class OperationInfo:
+    status: str
+    job_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class RecoveryPointInfo:
+    id: str
+    name: str
+    time: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class ItemHealth:
+    protection_state: str | None
+    protection_status: str | None
+    health_status: str | None
+    last_backup_status: str | None
+    last_backup_time: dt.datetime | None
+    last_recovery_point: dt.datetime | None
+
+
+# --- conversions from SDK models (raw JSON access where the SDK's typing is too strict) --------
+
+
+def _utc(value: object) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    text = str(value).replace("Z", "+00:00")
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, str) and value:
+        # ISO 8601 (PT1H2M3.5S) or .NET TimeSpan (01:02:03.5); jobs use either.
+        try:
+            if value.startswith("P"):
+                import isodate
+
+                return float(isodate.parse_duration(value).total_seconds())
+            days = 0.0
+            if "." in value.split(":")[0]:
+                day_part, value = value.split(".", 1)
+                days = float(day_part)
+            hours, minutes, secs = value.split(":")
+            return days * 86400 + float(hours) * 3600 + float(minutes) * 60 + float(secs)
+        except (ValueError, ImportError):
+            return None
+    return None
+
+
+def _raw(model: object) -> Mapping[str, Any]:
+    """SDK models are mutable mappings over the wire JSON; reading raw keys sidesteps typed
+    accessors that would choke on e.g. a string ``errorCode`` where the spec says int."""
+    return model if isinstance(model, Mapping) else {}
+
+
+def _job_errors(props: Mapping[str, Any]) -> tuple[JobError, ...]:
+    errors: list[JobError] = []
+    for detail in props.get("errorDetails") or []:
+        raw = _raw(detail)
+        title = str(raw.get("errorTitle") or "")
+        code = raw.get("errorCode")
+        # Azure's readable code ("UserErrorGuestAgentStatusUnavailable") is sometimes only the title.
+        code_text = str(code) if code not in (None, "") else ""
+        if title and (not code_text or code_text.lstrip("-").isdigit()):
+            code_text = title if not code_text else f"{title} ({code_text})"
+        errors.append(
+            JobError(
+                code=code_text or "Unknown",
+                message=str(raw.get("errorString") or ""),
+                recommendations=tuple(str(r) for r in raw.get("recommendations") or []),
+            )
+        )
+    return tuple(errors)
+
+
+def job_info(resource: m.JobResource) -> JobInfo:
+    props = _raw(resource.get("properties") if isinstance(resource, Mapping) else None)
+    return JobInfo(
+        job_id=str(resource.name or str(resource.id or "").rsplit("/", 1)[-1]),
+        operation=str(props.get("operation") or ""),
+        status=str(props.get("status") or ""),
+        entity_friendly_name=str(props.get("entityFriendlyName") or ""),
+        container_name=str(props["containerName"]) if props.get("containerName") else None,
+        start_time=_utc(props.get("startTime")),
+        end_time=_utc(props.get("endTime")),
+        duration_seconds=_seconds(props.get("duration")),
+        errors=_job_errors(props),
+    )
+
+
+def operation_id_from_headers(headers: Mapping[str, str]) -> str:
+    """``Azure-AsyncOperation: .../operationsStatus/{id}?api-version=...`` (or ``Location:
+    .../operationResults/{id}``) -> ``{id}``, the name ``backup_operation_statuses.get`` takes."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for header in ("azure-asyncoperation", "location"):
+        url = lowered.get(header)
+        if url:
+            path = urllib.parse.urlparse(url).path.rstrip("/")
+            return urllib.parse.unquote(path.rsplit("/", 1)[-1])
+    raise ValueError("the backup trigger answered without an Azure-AsyncOperation or Location header")
+
+
+def job_filter(start: dt.datetime, end: dt.datetime) -> str:
+    """The one OData filter per poll: IaaS VM backup jobs whose start lies in [start, end] (UTC)."""
+    fmt = JOB_FILTER_TIME_FORMAT
+    return (
+        "operation eq 'Backup' and backupManagementType eq 'AzureIaasVM'"
+        f" and startTime eq '{start.astimezone(dt.UTC).strftime(fmt)}'"
+        f" and endTime eq '{end.astimezone(dt.UTC).strftime(fmt)}'"
+    )
+
+
+def is_transient(error: Exception) -> bool:
+    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+        return True
+    return isinstance(error, HttpResponseError) and error.status_code in TRANSIENT_STATUS
+
+
+def error_code(error: Exception) -> str:
+    if isinstance(error, HttpResponseError):
+        code = getattr(error.error, "code", None) if error.error is not None else None
+        return str(code or f"HTTP{error.status_code}")
+    return type(error).__name__
+
+
+def retry_after_seconds(error: Exception) -> float | None:
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    value = {k.lower(): v for k, v in headers.items()}.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+# --- the wrapper -------------------------------------------------------------------------------
+
+
+class BackupApi:
+    """The verifier's view of one vault. Thread-safe as far as the SDK client is (one shared
+    ``requests`` session with a pool sized for the trigger threads)."""
+
+    def __init__(
+        self,
+        client: RecoveryServicesBackupClient,
+        vault: VaultRef,
+        *,
+        retry: RetrySettings | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.vault = vault
+        self.retry = retry or RetrySettings()
+        self._sleep = sleep
+
+    @staticmethod
+    def for_vault(vault: VaultRef, credential: TokenCredential | None = None) -> BackupApi:
+        return BackupApi(make_sdk_client(vault.subscription_id, credential), vault)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _with_retries(self, what: str, call: Callable[[], T]) -> T:
+        attempts = max(1, self.retry.trigger_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+                if attempt == attempts or not is_transient(error):
+                    raise
+                delay = retry_after_seconds(error)
+                if delay is None:
+                    delay = min(self.retry.backoff_max, self.retry.backoff_factor * 2 ** (attempt - 1))
+                elif delay > self.retry.max_retry_after:
+                    raise
+                LOG.info(
+                    "%s: %s (attempt %d of %d), retrying in %.1fs", what, error_code(error), attempt, attempts, delay
+                )
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    def trigger_backup(self, vm: VmRef, expiry: dt.datetime) -> str:
+        """POST "Backup now" for the VM; returns the operation id to resolve into a job."""
+        request = m.BackupRequestResource(
+            properties=m.IaasVMBackupRequest(recovery_point_expiry_time_in_utc=expiry.astimezone(dt.UTC))
+        )
+
+        def post() -> str:
+            captured: dict[str, str] = {}
+
+            def keep_headers(response: PipelineResponse[Any, Any], _body: object, _headers: object) -> None:
+                # trigger() returns None; its 202's headers are the only handle on the operation.
+                captured.update(response.http_response.headers)
+
+            self.client.backups.trigger(
+                self.vault.name,
+                self.vault.resource_group,
+                FABRIC_NAME,
+                vm.container_name,
+                vm.protected_item_name,
+                request,
+                cls=keep_headers,
+            )
+            return operation_id_from_headers(captured)
+
+        return self._with_retries(f"{vm.name}: trigger backup", post)
+
+    def operation_status(self, operation_id: str) -> OperationInfo:
+        status = self.client.backup_operation_statuses.get(self.vault.name, self.vault.resource_group, operation_id)
+        raw = _raw(status)
+        error = _raw(raw.get("error"))
+        props = _raw(raw.get("properties"))
+        job_id = props.get("jobId")
+        return OperationInfo(
+            status=str(raw.get("status") or ""),
+            job_id=str(job_id).rsplit("/", 1)[-1] if job_id else None,
+            error_code=str(error["code"]) if error.get("code") else None,
+            error_message=str(error["message"]) if error.get("message") else None,
+        )
+
+    def list_backup_jobs(self, start: dt.datetime, end: dt.datetime) -> list[JobInfo]:
+        """All IaaS VM backup jobs of the vault started in the window: one paged call per poll."""
+        pages: Iterable[m.JobResource] = self.client.backup_jobs.list(
+            self.vault.name, self.vault.resource_group, filter=job_filter(start, end)
+        )
+        return [job_info(job) for job in pages]
+
+    def get_job(self, job_id: str) -> JobInfo:
+        """Only for the odd job missing from the list, or a failure the list did not detail."""
+        return job_info(self.client.job_details.get(self.vault.name, self.vault.resource_group, job_id))
+
+    def recovery_points(self, vm: VmRef) -> list[RecoveryPointInfo]:
+        points = self.client.recovery_points.list(
+            self.vault.name, self.vault.resource_group, FABRIC_NAME, vm.container_name, vm.protected_item_name
+        )
+        found: list[RecoveryPointInfo] = []
+        for point in points:
+            props = _raw(_raw(point).get("properties"))
+            found.append(
+                RecoveryPointInfo(
+                    id=str(point.id or ""),
+                    name=str(point.name or ""),
+                    time=_utc(props.get("recoveryPointTime")),
+                )
+            )
+        return found
+
+    def protected_item(self, vm: VmRef) -> ItemHealth:
+        item = self.client.protected_items.get(
+            self.vault.name, self.vault.resource_group, FABRIC_NAME, vm.container_name, vm.protected_item_name
+        )
+        props = _raw(_raw(item).get("properties"))
+
+        def text(key: str) -> str | None:
+            value = props.get(key)
+            return str(value) if value not in (None, "") else None
+
+        return ItemHealth(
+            protection_state=text("protectionState"),
+            protection_status=text("protectionStatus"),
+            health_status=text("healthStatus"),
+            last_backup_status=text("lastBackupStatus"),
+            last_backup_time=_utc(props.get("lastBackupTime")),
+            last_recovery_point=_utc(props.get("lastRecoveryPoint")),
+        )

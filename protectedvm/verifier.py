@@ -1,0 +1,616 @@
+"""Trigger and verify the initial ("Backup now") backup of many VMs of one vault, idempotently.
+
+This is the pure-Python core of the ``InitialBackup`` resource: no Pulumi here, only a
+:class:`BackupApiLike` (normally :class:`protectedvm.azure_client.BackupApi`), an injectable clock,
+sleep and logger, so tests drive it against the emulator directly and fast.
+
+One run, for the VMs of one vault:
+
+1. **Skip** VMs whose previous result (from Pulumi state) already satisfies the verify mode, and
+   **resume** VMs whose previous result names a job that has not failed (no new trigger).
+2. **Look before triggering**: one ``backup_jobs.list`` over the last ``adopt_lookback`` (24 h). A VM
+   whose newest backup job is InProgress adopts that job (portal "Backup now", a previous run that
+   timed out, a concurrent run). A VM whose newest backup job Completed adopts it too, and is then
+   proven exactly like our own job would be (a recovery point at or after the job's start). That is
+   what keeps a re-run from triggering again after a failed ``create()`` (dynamic providers save no
+   partial state), and is honest: the proof "a backup of this VM completed and its recovery point
+   exists" does not depend on who pressed the button. A newest job that Failed is retried.
+3. **Trigger** the rest concurrently (bounded pool): POST, operation id from ``Azure-AsyncOperation``,
+   ``backup_operation_statuses.get`` until it names the job. An operation failing with
+   ``UserErrorBackupOperationInProgress`` means someone else's backup is running: adopt it.
+4. **Verify in one batched loop**: per poll, ONE paged ``backup_jobs.list`` for the whole vault
+   (never a GET per job); when a VM's job completes, ONE ``recovery_points.list`` for it.
+5. **Settle everything, then fail once**: Failed/Cancelled jobs and timeouts are collected and raised
+   together as :class:`InitialBackupError`, after every other job settled.
+
+Requests per VM on the happy path: trigger, operation status, recovery points (3), plus O(1) list
+calls per poll per vault.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+from protectedvm.azure_client import JobError, JobInfo, OperationInfo, RecoveryPointInfo, error_code
+from protectedvm.ids import VmRef
+
+LOG = logging.getLogger("protectedvm.verifier")
+
+VerifyMode = Literal["none", "started", "completed"]
+COMPLETED = frozenset({"Completed", "CompletedWithWarnings"})
+FAILED = frozenset({"Failed", "Cancelled"})
+STARTED_OK = frozenset({"InProgress"}) | COMPLETED
+#: Recorded for verify=none: the job exists (we hold its id) but nobody looked at it.
+TRIGGERED = "Triggered"
+IN_PROGRESS_CODE = "UserErrorBackupOperationInProgress"
+#: Tolerance between our clock and Azure's when matching job and recovery point times.
+CLOCK_SLACK = dt.timedelta(minutes=5)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def parse_iso(value: object) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+class BackupSettings(Protocol):
+    """What the core needs of ``components.config.InitialBackupSettings`` (matched structurally,
+    so the Azure side does not import the Pulumi program)."""
+
+    @property
+    def verify(self) -> VerifyMode: ...
+    @property
+    def retain_days(self) -> int: ...
+    @property
+    def timeout_minutes(self) -> float: ...
+    @property
+    def poll_seconds(self) -> float: ...
+
+
+class BackupApiLike(Protocol):
+    """The calls the verifier makes; :class:`protectedvm.azure_client.BackupApi` implements them."""
+
+    def trigger_backup(self, vm: VmRef, expiry: dt.datetime) -> str: ...
+    def operation_status(self, operation_id: str) -> OperationInfo: ...
+    def list_backup_jobs(self, start: dt.datetime, end: dt.datetime) -> list[JobInfo]: ...
+    def get_job(self, job_id: str) -> JobInfo: ...
+    def recovery_points(self, vm: VmRef) -> list[RecoveryPointInfo]: ...
+
+
+@dataclass(frozen=True)
+class VmResult:
+    """One VM's outcome; becomes ``results[<lower-cased vm id>]`` in the stack outputs."""
+
+    vm_id: str
+    vm_name: str
+    job_id: str | None
+    status: str
+    recovery_point_id: str | None = None
+    recovery_point_time: str | None = None
+    duration_seconds: float | None = None
+    triggered_at: str | None = None
+    adopted: bool = False
+
+    def satisfies(self, mode: VerifyMode) -> bool:
+        """Whether a previous run already proved what ``mode`` asks, so this run does nothing."""
+        if mode == "none":
+            return self.job_id is not None and self.status not in FAILED
+        if mode == "started":
+            return self.status in STARTED_OK
+        return self.status in COMPLETED and bool(self.recovery_point_id)
+
+    def to_output(self) -> dict[str, object]:
+        return {
+            "vmName": self.vm_name,
+            "jobId": self.job_id,
+            "status": self.status,
+            "recoveryPointId": self.recovery_point_id,
+            "recoveryPointTime": self.recovery_point_time,
+            "durationSeconds": self.duration_seconds,
+            "triggeredAt": self.triggered_at,
+            "adopted": self.adopted,
+        }
+
+    @staticmethod
+    def from_output(vm_id: str, raw: Mapping[str, object]) -> VmResult:
+        duration = raw.get("durationSeconds")
+        return VmResult(
+            vm_id=vm_id,
+            vm_name=str(raw.get("vmName") or vm_id.rsplit("/", 1)[-1]),
+            job_id=str(raw["jobId"]) if raw.get("jobId") else None,
+            status=str(raw.get("status") or ""),
+            recovery_point_id=str(raw["recoveryPointId"]) if raw.get("recoveryPointId") else None,
+            recovery_point_time=str(raw["recoveryPointTime"]) if raw.get("recoveryPointTime") else None,
+            duration_seconds=float(duration) if isinstance(duration, (int, float)) else None,
+            triggered_at=str(raw["triggeredAt"]) if raw.get("triggeredAt") else None,
+            adopted=bool(raw.get("adopted", False)),
+        )
+
+
+def results_to_output(results: Mapping[str, VmResult]) -> dict[str, dict[str, object]]:
+    return {key: result.to_output() for key, result in results.items()}
+
+
+def results_from_output(raw: object) -> dict[str, VmResult]:
+    """Previous ``results`` from state; anything unreadable is ignored (the VM is simply redone)."""
+    if not isinstance(raw, Mapping):
+        return {}
+    found: dict[str, VmResult] = {}
+    for key, value in raw.items():
+        if isinstance(key, str) and isinstance(value, Mapping):
+            found[key.lower()] = VmResult.from_output(key, value)
+    return found
+
+
+@dataclass(frozen=True)
+class VmFailure:
+    vm_name: str
+    vm_id: str
+    job_id: str | None
+    code: str
+    message: str
+    recommendations: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        job = f"job {self.job_id}" if self.job_id else "no job"
+        text = f"{self.vm_name} ({job}): {self.code}: {self.message}".rstrip(": ")
+        if self.recommendations:
+            text += "\n      recommendations: " + " | ".join(self.recommendations)
+        return text
+
+
+@dataclass(frozen=True)
+class VmTimeout:
+    vm_name: str
+    vm_id: str
+    job_id: str | None
+    status: str
+
+    def describe(self) -> str:
+        job = f"job {self.job_id}" if self.job_id else "job not yet known"
+        return f"{self.vm_name} ({job}, last status {self.status or 'unknown'})"
+
+
+class InitialBackupError(Exception):
+    """Every VM that failed or timed out, in one message; ``results`` holds those that succeeded."""
+
+    def __init__(
+        self,
+        vault_name: str,
+        failures: Sequence[VmFailure],
+        timeouts: Sequence[VmTimeout],
+        results: Mapping[str, VmResult],
+        timeout_minutes: float,
+        total: int,
+    ) -> None:
+        self.failures = list(failures)
+        self.timeouts = list(timeouts)
+        self.results = dict(results)
+        lines = [
+            f"initial backup of {len(self.failures) + len(self.timeouts)} of {total} VM(s) in vault "
+            f"{vault_name} did not succeed ({len(self.results)} succeeded):"
+        ]
+        if self.failures:
+            lines.append(f"  failed ({len(self.failures)}):")
+            lines += [f"    - {f.describe()}" for f in self.failures]
+        if self.timeouts:
+            lines.append(
+                f"  still running after timeoutMinutes={timeout_minutes:g} ({len(self.timeouts)}); the next "
+                "`pulumi up` resumes waiting on the same job(s) without triggering again:"
+            )
+            lines += [f"    - {t.describe()}" for t in self.timeouts]
+        super().__init__("\n".join(lines))
+
+
+Phase = Literal["queued", "waiting", "done", "failed"]
+
+
+@dataclass
+class _Tracked:
+    """Mutable per-VM progress of one run."""
+
+    vm: VmRef
+    phase: Phase = "queued"
+    job_id: str | None = None
+    status: str = ""
+    adopted: bool = False
+    triggered_at: dt.datetime | None = None
+    #: Lower bound for this VM's job start: keeps the batched list window tight.
+    since: dt.datetime | None = None
+    #: The job id is unknown (adopting someone else's running backup): find it in the list.
+    lookup: bool = False
+    job: JobInfo | None = None
+    result: VmResult | None = None
+    failure: VmFailure | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class InitialBackupVerifier:
+    """Runs steps 1-5 of the module docstring for one vault. Create one per run."""
+
+    def __init__(
+        self,
+        api: BackupApiLike,
+        settings: BackupSettings,
+        *,
+        vault_name: str = "vault",
+        clock: Callable[[], dt.datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = LOG,
+        trigger_workers: int = 16,
+        operation_poll_seconds: float = 2.0,
+        adopt_lookback: dt.timedelta = dt.timedelta(hours=24),
+        summary_every_seconds: float = 60.0,
+    ) -> None:
+        self.api = api
+        self.settings = settings
+        self.mode: VerifyMode = settings.verify
+        self.vault_name = vault_name
+        self.clock = clock
+        self.sleep = sleep
+        self.log = logger
+        self.trigger_workers = max(1, trigger_workers)
+        self.operation_poll_seconds = operation_poll_seconds
+        self.adopt_lookback = adopt_lookback
+        self.summary_every_seconds = summary_every_seconds
+        self._lock = threading.Lock()
+        self._last_summary: tuple[int, int, int] | None = None
+        self._last_summary_at: dt.datetime | None = None
+
+    # --- entry point ------------------------------------------------------------------------
+
+    def run(self, vms: Sequence[VmRef], previous: Mapping[str, VmResult] | None = None) -> dict[str, VmResult]:
+        """Return ``{vm key: VmResult}`` for every VM, or raise :class:`InitialBackupError`."""
+        previous = previous or {}
+        start = self.clock()
+        deadline = start + dt.timedelta(minutes=float(self.settings.timeout_minutes))
+        tracked = [self._from_previous(vm, previous.get(vm.key)) for vm in _unique(vms)]
+        queued = [t for t in tracked if t.phase == "queued"]
+        if queued:
+            self._adopt_existing_jobs(queued, start)
+            to_trigger = [t for t in queued if t.phase == "queued"]
+            if to_trigger:
+                self._trigger_all(to_trigger, deadline)
+        self._wait(tracked, deadline)
+        self._summary(tracked)
+        return self._finish(tracked)
+
+    # --- step 1: previous results ----------------------------------------------------------
+
+    def _from_previous(self, vm: VmRef, prev: VmResult | None) -> _Tracked:
+        t = _Tracked(vm)
+        if prev is None:
+            self.log.info("%s: queued", vm.name)
+            return t
+        if prev.satisfies(self.mode):
+            t.phase, t.result = "done", replace(prev, vm_id=vm.vm_id)
+            t.job_id, t.status = prev.job_id, prev.status
+            self.log.info("%s: already verified (job %s, %s); not triggering again", vm.name, prev.job_id, prev.status)
+            return t
+        if prev.job_id and prev.status not in FAILED:
+            t.phase, t.job_id, t.status, t.adopted = "waiting", prev.job_id, prev.status, prev.adopted
+            t.triggered_at = parse_iso(prev.triggered_at)
+            t.since = t.triggered_at
+            self.log.info("%s: resuming job %s (last seen %s); not triggering again", vm.name, prev.job_id, prev.status)
+            return t
+        self.log.info("%s: queued (previous result %s is not usable)", vm.name, prev.status or "empty")
+        return t
+
+    # --- step 2: adopt running or just-completed jobs --------------------------------------
+
+    def _adopt_existing_jobs(self, queued: list[_Tracked], now: dt.datetime) -> None:
+        try:
+            jobs = self.api.list_backup_jobs(now - self.adopt_lookback, now + CLOCK_SLACK)
+        except AzureError as error:
+            # Not fatal: a trigger while a backup runs fails with UserErrorBackupOperationInProgress
+            # and is adopted then; we only lose the "completed recently" shortcut.
+            self.log.warning("could not list recent backup jobs (%s); triggering without that check", error_code(error))
+            return
+        for t in queued:
+            newest = _newest([j for j in jobs if j.operation.lower() == "backup" and j.belongs_to(t.vm)])
+            if newest is None or newest.status not in STARTED_OK:
+                continue
+            t.phase, t.job_id, t.adopted = "waiting", newest.job_id, True
+            t.triggered_at = t.since = newest.start_time
+            self.log.info(
+                "%s: adopting existing backup job %s (%s, started %s); not triggering",
+                t.vm.name,
+                newest.job_id,
+                newest.status,
+                iso(newest.start_time),
+            )
+            self._apply_job(t, newest)
+
+    # --- step 3: trigger --------------------------------------------------------------------
+
+    def _trigger_all(self, to_trigger: list[_Tracked], deadline: dt.datetime) -> None:
+        expiry = self.clock() + dt.timedelta(days=self.settings.retain_days)
+        workers = min(self.trigger_workers, len(to_trigger))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="initial-backup") as pool:
+            list(pool.map(lambda t: self._trigger_one(t, expiry, deadline), to_trigger))
+
+    def _trigger_one(self, t: _Tracked, expiry: dt.datetime, deadline: dt.datetime) -> None:
+        t.triggered_at = self.clock()
+        t.since = t.triggered_at
+        try:
+            operation_id = self.api.trigger_backup(t.vm, expiry)
+        except AzureError as error:
+            self._fail(t, None, error_code(error), _message(error))
+            return
+        self.log.info("%s: triggered (operation %s)", t.vm.name, operation_id)
+        t.phase = "waiting"
+        while True:
+            try:
+                op = self.api.operation_status(operation_id)
+            except AzureError as error:
+                # The POST was accepted, so a job exists: find it in the batched job list.
+                self.log.warning(
+                    "%s: operation status unavailable (%s); looking for the job", t.vm.name, error_code(error)
+                )
+                t.lookup = True
+                return
+            if op.status == "InProgress":
+                if self.clock() >= deadline:
+                    t.lookup = True
+                    return
+                self.sleep(self.operation_poll_seconds)
+                continue
+            if op.status == "Succeeded" and op.job_id:
+                t.job_id = op.job_id
+                if self.mode == "none":
+                    self._done(t, status=TRIGGERED)
+                else:
+                    self.log.info("%s: job %s accepted", t.vm.name, op.job_id)
+                return
+            if op.error_code == IN_PROGRESS_CODE:
+                t.adopted, t.lookup = True, True
+                t.since = None  # the running job started before our trigger
+                self.log.info("%s: a backup is already in progress; adopting it instead of failing", t.vm.name)
+                return
+            if op.status == "Succeeded":
+                t.lookup = True
+                return
+            self._fail(t, None, op.error_code or f"Operation{op.status}", op.error_message or "the trigger failed")
+            return
+
+    # --- step 4: the batched wait -----------------------------------------------------------
+
+    def _wait(self, tracked: list[_Tracked], deadline: dt.datetime) -> None:
+        poll = float(self.settings.poll_seconds)
+        while True:
+            waiting = [t for t in tracked if t.phase == "waiting"]
+            if not waiting:
+                return
+            now = self.clock()
+            jobs = self._list_jobs(waiting, now)
+            if jobs is not None:
+                by_id = {j.job_id.lower(): j for j in jobs}
+                for t in waiting:
+                    self._observe(t, jobs, by_id)
+                self._check_recovery_points([t for t in waiting if self._needs_recovery_point(t)])
+            self._summary(tracked)
+            if not any(t.phase == "waiting" for t in tracked):
+                return
+            remaining = (deadline - self.clock()).total_seconds()
+            if remaining <= 0:
+                return
+            self.sleep(min(poll, remaining))
+
+    def _list_jobs(self, waiting: list[_Tracked], now: dt.datetime) -> list[JobInfo] | None:
+        starts = [t.since for t in waiting]
+        if any(s is None for s in starts):
+            start = now - self.adopt_lookback
+        else:
+            start = min(s for s in starts if s is not None) - CLOCK_SLACK
+        try:
+            return self.api.list_backup_jobs(start, now + CLOCK_SLACK)
+        except AzureError as error:
+            self.log.warning("job list failed (%s); retrying at the next poll", error_code(error))
+            return None
+
+    def _observe(self, t: _Tracked, jobs: list[JobInfo], by_id: Mapping[str, JobInfo]) -> None:
+        job: JobInfo | None = None
+        if t.job_id:
+            job = by_id.get(t.job_id.lower())
+            if job is None:
+                job = self._get_job(t)
+        else:
+            mine = [j for j in jobs if j.operation.lower() == "backup" and j.belongs_to(t.vm)]
+            running = [j for j in mine if j.status == "InProgress"]
+            since = t.since - CLOCK_SLACK if t.since else None
+            recent = [j for j in mine if since is None or (j.start_time is not None and j.start_time >= since)]
+            job = _newest(running) or _newest(recent)
+            if job is not None:
+                t.job_id, t.lookup = job.job_id, False
+                t.since = job.start_time or t.since
+                self.log.info("%s: found job %s (%s)", t.vm.name, job.job_id, job.status)
+        if job is not None:
+            self._apply_job(t, job)
+
+    def _get_job(self, t: _Tracked) -> JobInfo | None:
+        """A known job missing from the window (e.g. resumed from an old run): one GET."""
+        assert t.job_id is not None
+        try:
+            return self.api.get_job(t.job_id)
+        except ResourceNotFoundError:
+            self.log.warning("%s: job %s no longer exists; looking for its backup job again", t.vm.name, t.job_id)
+            t.job_id, t.lookup, t.since = None, True, None
+        except AzureError as error:
+            self.log.warning(
+                "%s: job %s unavailable (%s); retrying at the next poll", t.vm.name, t.job_id, error_code(error)
+            )
+        return None
+
+    def _apply_job(self, t: _Tracked, job: JobInfo) -> None:
+        t.job = job
+        if job.status != t.status:
+            self.log.info("%s: job %s %s", t.vm.name, job.job_id, job.status)
+            t.status = job.status
+        if job.status in FAILED:
+            detailed = job
+            if not job.errors:
+                try:
+                    detailed = self.api.get_job(job.job_id)
+                except AzureError:
+                    detailed = job
+            error = (
+                detailed.errors[0] if detailed.errors else JobError(f"Job{job.status}", f"the backup job {job.status}")
+            )
+            self._fail(t, job.job_id, error.code, error.message, error.recommendations, status=job.status)
+        elif self.mode == "none" or (self.mode == "started" and job.status in STARTED_OK):
+            self._done(t, status=job.status)
+
+    def _needs_recovery_point(self, t: _Tracked) -> bool:
+        return t.phase == "waiting" and self.mode == "completed" and t.job is not None and t.job.status in COMPLETED
+
+    def _check_recovery_points(self, completed: list[_Tracked]) -> None:
+        if not completed:
+            return
+        workers = min(self.trigger_workers, len(completed))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recovery-points") as pool:
+            list(pool.map(self._check_recovery_point, completed))
+
+    def _check_recovery_point(self, t: _Tracked) -> None:
+        job = t.job
+        assert job is not None
+        try:
+            points = self.api.recovery_points(t.vm)
+        except AzureError as error:
+            self.log.warning(
+                "%s: recovery points unavailable (%s); retrying at the next poll", t.vm.name, error_code(error)
+            )
+            return
+        since = (job.start_time - CLOCK_SLACK) if job.start_time else None
+        fresh = [p for p in points if p.time is not None and (since is None or p.time >= since)]
+        if not fresh:
+            self.log.info("%s: job %s %s but no recovery point yet; waiting", t.vm.name, job.job_id, job.status)
+            return
+        newest = max(fresh, key=lambda p: p.time or dt.datetime.min.replace(tzinfo=dt.UTC))
+        self._done(t, status=job.status, point=newest)
+
+    # --- outcomes ---------------------------------------------------------------------------
+
+    def _done(self, t: _Tracked, status: str, point: RecoveryPointInfo | None = None) -> None:
+        job = t.job
+        duration = job.duration_seconds if job else None
+        if job and duration is None and job.start_time and job.end_time:
+            duration = (job.end_time - job.start_time).total_seconds()
+        t.phase, t.status = "done", status
+        t.result = VmResult(
+            vm_id=t.vm.vm_id,
+            vm_name=t.vm.name,
+            job_id=t.job_id,
+            status=status,
+            recovery_point_id=point.id if point else None,
+            recovery_point_time=iso(point.time) if point else None,
+            duration_seconds=round(duration, 3) if duration is not None else None,
+            triggered_at=iso(t.triggered_at),
+            adopted=t.adopted,
+        )
+        if point:
+            self.log.info(
+                "%s: verified: job %s %s, recovery point %s at %s",
+                t.vm.name,
+                t.job_id,
+                status,
+                point.name,
+                iso(point.time),
+            )
+        else:
+            self.log.info("%s: verified (%s): job %s %s", t.vm.name, self.mode, t.job_id, status)
+
+    def _fail(
+        self,
+        t: _Tracked,
+        job_id: str | None,
+        code: str,
+        message: str,
+        recommendations: Iterable[str] = (),
+        status: str = "Failed",
+    ) -> None:
+        t.phase, t.status = "failed", status
+        t.failure = VmFailure(t.vm.name, t.vm.vm_id, job_id, code, message, tuple(recommendations))
+        self.log.error("%s: %s", t.vm.name, t.failure.describe())
+
+    def _summary(self, tracked: list[_Tracked], force: bool = False) -> None:
+        done = sum(t.phase == "done" for t in tracked)
+        failed = sum(t.phase == "failed" for t in tracked)
+        running = len(tracked) - done - failed
+        now = self.clock()
+        counts = (done, failed, running)
+        stale = (
+            self._last_summary_at is None or (now - self._last_summary_at).total_seconds() >= self.summary_every_seconds
+        )
+        if force or counts != self._last_summary or stale:
+            self.log.info(
+                "%s: %d of %d %s, %d failed, %d in progress",
+                self.vault_name,
+                done,
+                len(tracked),
+                "completed" if self.mode == "completed" else "verified",
+                failed,
+                running,
+            )
+            self._last_summary, self._last_summary_at = counts, now
+
+    def _finish(self, tracked: list[_Tracked]) -> dict[str, VmResult]:
+        results = {t.vm.key: t.result for t in tracked if t.phase == "done" and t.result is not None}
+        failures = [t.failure for t in tracked if t.failure is not None]
+        timeouts = [VmTimeout(t.vm.name, t.vm.vm_id, t.job_id, t.status) for t in tracked if t.phase == "waiting"]
+        if failures or timeouts:
+            raise InitialBackupError(
+                self.vault_name, failures, timeouts, results, float(self.settings.timeout_minutes), len(tracked)
+            )
+        return results
+
+
+def _unique(vms: Sequence[VmRef]) -> list[VmRef]:
+    seen: dict[str, VmRef] = {}
+    for vm in vms:
+        seen.setdefault(vm.key, vm)
+    return list(seen.values())
+
+
+def _newest(jobs: Sequence[JobInfo]) -> JobInfo | None:
+    dated = [j for j in jobs if j.start_time is not None]
+    if not dated:
+        return jobs[0] if jobs else None
+    return max(dated, key=lambda j: j.start_time or dt.datetime.min.replace(tzinfo=dt.UTC))
+
+
+def _message(error: AzureError) -> str:
+    text = str(getattr(error, "message", None) or error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def verify_initial_backups(
+    api: BackupApiLike,
+    vms: Sequence[VmRef],
+    settings: BackupSettings,
+    previous: Mapping[str, VmResult] | None = None,
+    **options: object,
+) -> dict[str, VmResult]:
+    """Convenience wrapper: ``InitialBackupVerifier(api, settings, **options).run(vms, previous)``."""
+    verifier = InitialBackupVerifier(api, settings, **options)  # type: ignore[arg-type]
+    return verifier.run(vms, previous)

@@ -1,0 +1,272 @@
+"""``InitialBackup``: one Pulumi dynamic resource per vault that triggers and proves every VM's
+first backup, and records the proof (job, status, recovery point) in stack state and outputs.
+
+Why a dynamic resource per vault, and not a resource hook or a resource per VM:
+
+* resource hooks (``after_create``) never run under ``pulumi.runtime.set_mocks`` and have no
+  outputs, so the proof could neither be tested offline nor exported nor kept in state for
+  idempotency;
+* the Python dynamic provider runs at most 4 ``create()`` calls at once (its gRPC server is a
+  ``ThreadPoolExecutor(max_workers=4)``), so 200 per-VM resources would serialise into 50 rounds of
+  one job duration each. One resource per vault triggers all its VMs concurrently and waits for them
+  in ONE batched loop (one job-list call per poll), so 200 VMs take about one job duration.
+
+The provider is a thin wrapper over :class:`protectedvm.verifier.InitialBackupVerifier`. It lives
+in this importable module (dill pickles it by reference into state) and holds no client, lock or
+credential: everything is built per call, so the serialized provider is tiny and secret-free.
+
+Lifecycle:
+
+* **preview**: the engine only calls ``check``/``diff``; ``results`` is unknown; nothing is triggered.
+* **create**: triggers and verifies every VM; a failure/timeout fails the resource with one error
+  naming every VM (Pulumi keeps no partial state for dynamic resources, so the next ``up`` runs
+  create again -- the verifier then adopts the running or just-completed jobs instead of triggering).
+* **update** (VM list or settings changed): only VMs not yet verified are worked on; earlier results
+  are kept; removed VMs are dropped from ``results``. On failure the previous state is kept.
+* **delete**: does nothing in Azure. Recovery points belong to the vault and its retention; removing
+  this record (or a VM from the stack) must never delete backups.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dyn
+
+from components.config import InitialBackupSettings
+from components.validation import ValidationError
+
+#: Property names as the engine, the policy pack and ``pulumi stack output`` see them.
+VAULT_ID = "vaultId"
+VM_IDS = "vmIds"
+SETTINGS = "settings"
+RESULTS = "results"
+TYPE_TOKEN = "pulumi-python:dynamic/protectedvm:InitialBackup"
+
+LogSink = Callable[[int, str], None]
+
+
+def _is_unknown(value: object) -> bool:
+    """Preview passes unknown inputs as a sentinel string; never try to parse those."""
+    from pulumi.runtime import rpc
+
+    return isinstance(value, str) and value == rpc.UNKNOWN
+
+
+def pulumi_log_sink(level: int, message: str) -> None:
+    """Route the verifier's progress to the Pulumi CLI (shown under the resource during ``up``)."""
+    try:
+        if level >= logging.ERROR:
+            pulumi.log.error(message)
+        elif level >= logging.WARNING:
+            pulumi.log.warn(message)
+        else:
+            pulumi.log.info(message)
+    except Exception:  # logging must never fail a deployment
+        logging.getLogger(__name__).log(level, message)
+
+
+class _SinkAdapter(logging.LoggerAdapter[logging.Logger]):
+    """Sends every record to ``sink`` and to the ``protectedvm.verifier`` logger, without touching
+    global handlers (up to four create() calls share the provider process)."""
+
+    def __init__(self, logger: logging.Logger, sink: LogSink, prefix: str) -> None:
+        super().__init__(logger, {})
+        self.sink = sink
+        self.prefix = prefix
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        text = str(msg) % args if args else str(msg)
+        self.sink(level, f"{self.prefix}{text}")
+        self.logger.log(level, msg, *args, **kwargs)
+
+
+def parse_props(props: Mapping[str, Any]) -> tuple[Any, list[Any], InitialBackupSettings]:
+    """Inputs -> (VaultRef, [VmRef], settings); raises ValueError/ValidationError on bad input."""
+    from protectedvm.ids import VaultRef, VmRef
+
+    vault = VaultRef.from_id(str(props.get(VAULT_ID)))
+    raw_vms = props.get(VM_IDS)
+    if not isinstance(raw_vms, (list, tuple)):
+        raise ValueError(f"{VM_IDS} must be a list of VM resource ids, got {raw_vms!r}")
+    vms = [VmRef.from_id(str(vm_id)) for vm_id in raw_vms]
+    raw_settings = props.get(SETTINGS) or {}
+    if not isinstance(raw_settings, Mapping):
+        raise ValueError(f"{SETTINGS} must be an object, got {raw_settings!r}")
+    return vault, vms, InitialBackupSettings.from_dict(raw_settings)
+
+
+class InitialBackupProvider(dyn.ResourceProvider):
+    """Dynamic provider of :class:`InitialBackup`. All constructor arguments are for tests (and the
+    offline rehearsal): defaults talk to Azure with ``DefaultAzureCredential``."""
+
+    serialize_as_secret_always = False
+
+    def __init__(
+        self,
+        api_factory: Callable[[Any], Any] | None = None,
+        *,
+        clock: Callable[[], Any] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        log_sink: LogSink | None = None,
+        trigger_workers: int = 16,
+        operation_poll_seconds: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.api_factory = api_factory
+        self.clock = clock
+        self.sleep = sleep
+        self.log_sink = log_sink
+        self.trigger_workers = trigger_workers
+        self.operation_poll_seconds = operation_poll_seconds
+
+    # --- engine calls ---------------------------------------------------------------------------
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        failures: list[dyn.CheckFailure] = []
+        from protectedvm.ids import VaultRef, VmRef
+
+        vault_id = news.get(VAULT_ID)
+        if not _is_unknown(vault_id):
+            try:
+                VaultRef.from_id(str(vault_id))
+            except ValueError as error:
+                failures.append(dyn.CheckFailure(VAULT_ID, str(error)))
+        vm_ids = news.get(VM_IDS)
+        if isinstance(vm_ids, (list, tuple)):
+            for index, vm_id in enumerate(vm_ids):
+                if _is_unknown(vm_id):
+                    continue
+                try:
+                    VmRef.from_id(str(vm_id))
+                except ValueError as error:
+                    failures.append(dyn.CheckFailure(f"{VM_IDS}[{index}]", str(error)))
+        elif not _is_unknown(vm_ids):
+            failures.append(dyn.CheckFailure(VM_IDS, f"must be a list of VM resource ids, got {vm_ids!r}"))
+        settings = news.get(SETTINGS)
+        if isinstance(settings, Mapping):
+            try:
+                InitialBackupSettings.from_dict(settings)
+            except ValidationError as error:
+                failures += [dyn.CheckFailure(SETTINGS, problem) for problem in error.problems]
+        return dyn.CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        """A different vault is a different set of protected items: replace. A changed VM list or
+        settings is an update that works only on VMs not yet verified."""
+        old_vault, new_vault = olds.get(VAULT_ID), news.get(VAULT_ID)
+        replaces: list[str] = []
+        if not _is_unknown(new_vault) and str(old_vault).lower() != str(new_vault).lower():
+            replaces.append(VAULT_ID)
+        changes = bool(replaces) or _is_unknown(new_vault)
+        changes = changes or _vm_key_set(olds.get(VM_IDS)) != _vm_key_set(news.get(VM_IDS))
+        changes = changes or _settings_key(olds.get(SETTINGS)) != _settings_key(news.get(SETTINGS))
+        return dyn.DiffResult(changes=changes, replaces=replaces, delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        results = self._verify(props, previous=None)
+        return dyn.CreateResult(f"{str(props[VAULT_ID]).lower()}/initialBackup", self._outs(props, results))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        from protectedvm.verifier import results_from_output
+
+        return dyn.UpdateResult(self._outs(news, self._verify(news, previous=results_from_output(olds.get(RESULTS)))))
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """Deliberately nothing: backups outlive this record (see the module docstring)."""
+        return None
+
+    # --- the work -------------------------------------------------------------------------------
+
+    def _verify(self, props: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
+        from protectedvm.azure_client import BackupApi
+        from protectedvm.verifier import InitialBackupVerifier
+
+        vault, vms, settings = parse_props(props)
+        sink = self.log_sink or pulumi_log_sink
+        logger = _SinkAdapter(logging.getLogger("protectedvm.verifier"), sink, f"[{vault.name}] ")
+        api = self.api_factory(vault) if self.api_factory else BackupApi.for_vault(vault)
+        options: dict[str, Any] = {
+            "vault_name": vault.name,
+            "logger": logger,
+            "trigger_workers": self.trigger_workers,
+            "operation_poll_seconds": self.operation_poll_seconds,
+        }
+        if self.clock is not None:
+            options["clock"] = self.clock
+        if self.sleep is not None:
+            options["sleep"] = self.sleep
+        try:
+            return InitialBackupVerifier(api, settings, **options).run(vms, previous)
+        finally:
+            if self.api_factory is None:
+                api.close()
+
+    @staticmethod
+    def _outs(props: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str, Any]:
+        from protectedvm.verifier import results_to_output
+
+        return {
+            VAULT_ID: props[VAULT_ID],
+            VM_IDS: list(props[VM_IDS]),
+            SETTINGS: dict(props.get(SETTINGS) or {}),
+            RESULTS: results_to_output(results),
+        }
+
+
+def _vm_key_set(raw: object) -> frozenset[str] | None:
+    if not isinstance(raw, (list, tuple)):
+        return None
+    return frozenset(str(v).lower() for v in raw)
+
+
+def _settings_key(raw: object) -> dict[str, object] | None:
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return InitialBackupSettings.from_dict(raw).to_dict()
+    except ValidationError:
+        return dict(raw)
+
+
+class InitialBackup(dyn.Resource, module="protectedvm", name="InitialBackup"):
+    """Triggers and verifies the initial backup of ``vm_ids`` in the vault ``vault_id``.
+
+    Pass ``opts=ResourceOptions(depends_on=[...the ProtectedItems...])`` so it runs after protection
+    is enabled. Output ``results``: ``{lower-cased VM id: {vmName, jobId, status, recoveryPointId,
+    recoveryPointTime, durationSeconds, triggeredAt, adopted}}``.
+    """
+
+    # Outputs are attributes named after their (camelCase) properties.
+    vaultId: pulumi.Output[str]
+    vmIds: pulumi.Output[list[str]]
+    settings: pulumi.Output[dict[str, Any]]
+    results: pulumi.Output[dict[str, Any]]
+
+    def __init__(
+        self,
+        resource_name: str,
+        vault_id: pulumi.Input[str],
+        vm_ids: Sequence[pulumi.Input[str]],
+        settings: InitialBackupSettings,
+        opts: pulumi.ResourceOptions | None = None,
+        provider: InitialBackupProvider | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            VAULT_ID: vault_id,
+            VM_IDS: list(vm_ids),
+            SETTINGS: settings.to_dict(),
+            RESULTS: None,
+        }
+        super().__init__(provider or InitialBackupProvider(), resource_name, props, opts)
+
+    @property
+    def vault_id(self) -> pulumi.Output[str]:
+        return self.vaultId
+
+    @property
+    def vm_ids(self) -> pulumi.Output[list[str]]:
+        return self.vmIds

@@ -1,0 +1,169 @@
+"""Re-check, after deployment, that every VM in the stack outputs is backed up right now.
+
+``pulumi up`` proved each VM's *initial* backup once; this check answers the pipeline's recurring
+question "is every VM still backed up?" from Azure's own view of each protected item:
+
+* the item exists and its ``protectionState`` is ``Protected`` (``IRPending`` is Azure's
+  "Warning (initial backup pending)"; ``ProtectionStopped``/``ProtectionPaused`` mean no new backups);
+* its ``lastBackupStatus`` is ``Healthy`` (the latest backup job did not fail);
+* at least one recovery point exists, optionally no older than ``max_age``.
+
+Two GETs per VM (protected item, recovery points), run concurrently with a bounded pool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+from protectedvm.azure_client import BackupApi, error_code
+from protectedvm.ids import VaultRef, VmRef
+from protectedvm.verifier import iso, utc_now
+
+HEALTHY_STATE = "Protected"
+HEALTHY_BACKUP_STATUS = "Healthy"
+
+
+@dataclass(frozen=True)
+class ProtectedVmEntry:
+    """One element of the ``protectedVms`` stack output."""
+
+    vm: VmRef
+    vault: VaultRef
+
+    @staticmethod
+    def from_output(raw: Mapping[str, Any], index: int) -> ProtectedVmEntry:
+        try:
+            return ProtectedVmEntry(VmRef.from_id(str(raw["vmId"])), VaultRef.from_id(str(raw["vaultId"])))
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"protectedVms[{index}] is not usable: {error}") from error
+
+
+@dataclass(frozen=True)
+class VmHealth:
+    vm_name: str
+    vm_id: str
+    vault_name: str
+    protection_state: str | None
+    last_backup_status: str | None
+    last_backup_time: str | None
+    latest_recovery_point: str | None
+    problem: str | None
+
+    @property
+    def healthy(self) -> bool:
+        return self.problem is None
+
+
+def load_protected_vms(outputs: Mapping[str, Any]) -> list[ProtectedVmEntry]:
+    """Read ``protectedVms`` from ``pulumi stack output --json``; raise ValueError if it is missing."""
+    raw = outputs.get("protectedVms")
+    if not isinstance(raw, list) or not raw:
+        keys = ", ".join(sorted(outputs)) or "none"
+        raise ValueError(f"the stack outputs have no non-empty 'protectedVms' list (outputs: {keys})")
+    return [ProtectedVmEntry.from_output(entry if isinstance(entry, Mapping) else {}, i) for i, entry in enumerate(raw)]
+
+
+def check_vm(api: BackupApi, entry: ProtectedVmEntry, now: dt.datetime, max_age: dt.timedelta | None) -> VmHealth:
+    vm = entry.vm
+
+    def result(problem: str | None, **found: str | None) -> VmHealth:
+        base: dict[str, str | None] = {
+            "protection_state": None,
+            "last_backup_status": None,
+            "last_backup_time": None,
+            "latest_recovery_point": None,
+        }
+        base.update(found)
+        return VmHealth(vm.name, vm.vm_id, entry.vault.name, problem=problem, **base)
+
+    try:
+        item = api.protected_item(vm)
+    except ResourceNotFoundError:
+        return result("not protected: no protected item in the vault")
+    except AzureError as error:
+        return result(f"protected item unreadable: {error_code(error)}")
+    found: dict[str, str | None] = {
+        "protection_state": item.protection_state,
+        "last_backup_status": item.last_backup_status,
+        "last_backup_time": iso(item.last_backup_time),
+    }
+    try:
+        points = api.recovery_points(vm)
+    except AzureError as error:
+        return result(f"recovery points unreadable: {error_code(error)}", **found)
+    dated = [p.time for p in points if p.time is not None]
+    latest = max(dated) if dated else None
+    found["latest_recovery_point"] = iso(latest)
+    problems: list[str] = []
+    if item.protection_state != HEALTHY_STATE:
+        pending = " (initial backup pending)" if item.protection_state == "IRPending" else ""
+        problems.append(f"protection state {item.protection_state or 'unknown'}{pending}")
+    if item.last_backup_status != HEALTHY_BACKUP_STATUS:
+        problems.append(f"last backup {item.last_backup_status or 'never ran'}")
+    if latest is None:
+        problems.append("no recovery point")
+    elif max_age is not None and now - latest > max_age:
+        problems.append(f"latest recovery point is older than {max_age.total_seconds() / 3600:g} h")
+    return result("; ".join(problems) or None, **found)
+
+
+def check_all(
+    entries: Sequence[ProtectedVmEntry],
+    api_factory: Callable[[VaultRef], BackupApi] = BackupApi.for_vault,
+    *,
+    max_age: dt.timedelta | None = None,
+    now: dt.datetime | None = None,
+    workers: int = 16,
+) -> list[VmHealth]:
+    """Health of every VM, in input order; one client per vault."""
+    now = now or utc_now()
+    apis: dict[str, BackupApi] = {}
+    for entry in entries:
+        key = entry.vault.id.lower()
+        if key not in apis:
+            apis[key] = api_factory(entry.vault)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(entries)))) as pool:
+            return list(pool.map(lambda e: check_vm(apis[e.vault.id.lower()], e, now, max_age), entries))
+    finally:
+        for api in apis.values():
+            api.close()
+
+
+COLUMNS = (
+    ("VM", "vm_name"),
+    ("VAULT", "vault_name"),
+    ("STATE", "protection_state"),
+    ("LAST BACKUP", "last_backup_status"),
+    ("LAST BACKUP TIME", "last_backup_time"),
+    ("LATEST RECOVERY POINT", "latest_recovery_point"),
+)
+
+
+def render_table(rows: Iterable[VmHealth]) -> str:
+    rows = list(rows)
+    header = [title for title, _ in COLUMNS] + ["RESULT"]
+    body = [
+        [str(getattr(row, attr) or "-") for _, attr in COLUMNS] + ["OK" if row.healthy else f"FAIL: {row.problem}"]
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header) - 1)]
+    lines = []
+    for line in [header, *body]:
+        lines.append(
+            "  ".join(cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
+        )
+    unhealthy = sum(not row.healthy for row in rows)
+    lines.append(f"{len(rows) - unhealthy} of {len(rows)} VM(s) healthy" + (f", {unhealthy} not" if unhealthy else ""))
+    return "\n".join(lines)
+
+
+def render_json(rows: Iterable[VmHealth]) -> str:
+    return json.dumps([{**asdict(row), "healthy": row.healthy} for row in rows], indent=2)

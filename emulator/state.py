@@ -700,7 +700,12 @@ class State:
                 "isSourceVMEncrypted": False,
                 "originalStorageAccountOption": False,
                 "recoveryPointAdditionalInfo": "",
-                "recoveryPointMoveReadinessInfo": {"ArchivedRP": {"isReadyForMove": False}},
+                "recoveryPointMoveReadinessInfo": {
+                    "ArchivedRP": {
+                        "isReadyForMove": False,
+                        "additionalInfo": "Recovery point is not yet eligible for move to the archive tier.",
+                    }
+                },
                 "recoveryPointTierDetails": [
                     {"type": "InstantRP", "status": "Valid"},
                     {"type": "HardenedRP", "status": "Valid"},

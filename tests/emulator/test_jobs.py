@@ -207,3 +207,19 @@ def test_operation_stays_in_progress_for_operation_delay_then_reports_the_job() 
         done = env.client.backup_operation_statuses.get(VAULT, VAULT_RG, op)
         assert done.status == "Succeeded"
         assert done.properties.job_id == emu.jobs[-1].job_id
+
+
+def test_real_time_clock_with_zero_duration_completes_jobs_immediately() -> None:
+    from emulator import Emulator
+
+    from .conftest import SUB, vm_id
+
+    with Emulator(job_duration=0.0) as emu:
+        emu.create_vault(SUB, VAULT_RG, VAULT)
+        emu.add_vm(vm_id("web01"))
+        env = Env(emu, None, emu.client(SUB))  # type: ignore[arg-type]
+        env.protect("web01")
+        job_id = env.backup_job_id("web01")
+        assert env.job(job_id).properties.status == "Completed"
+        assert [j.status for j in emu.jobs] == ["Completed", "Completed"]
+        assert [j.operation for j in emu.jobs] == ["ConfigureBackup", "Backup"]

@@ -242,7 +242,7 @@ def _job_errors(props: Mapping[str, Any]) -> tuple[JobError, ...]:
         # Azure's readable code ("UserErrorGuestAgentStatusUnavailable") is sometimes only the title.
         code_text = str(code) if code not in (None, "") else ""
         if title and (not code_text or code_text.lstrip("-").isdigit()):
-            code_text = title if not code_text else f"{title} ({code_text})"
+            code_text = title
         errors.append(
             JobError(
                 code=code_text or "Unknown",

@@ -54,6 +54,7 @@ TRIGGERED = "Triggered"
 IN_PROGRESS_CODE = "UserErrorBackupOperationInProgress"
 #: Tolerance between our clock and Azure's when matching job and recovery point times.
 CLOCK_SLACK = dt.timedelta(minutes=5)
+MAX_JOB_WINDOW = dt.timedelta(days=29)
 
 
 def utc_now() -> dt.datetime:
@@ -423,6 +424,8 @@ class InitialBackupVerifier:
             start = now - self.adopt_lookback
         else:
             start = min(s for s in starts if s is not None) - CLOCK_SLACK
+        # Azure rejects job queries spanning more than ~30 days; older jobs are fetched by id instead.
+        start = max(start, now - MAX_JOB_WINDOW)
         try:
             return self.api.list_backup_jobs(start, now + CLOCK_SLACK)
         except AzureError as error:
@@ -551,7 +554,7 @@ class InitialBackupVerifier:
     ) -> None:
         t.phase, t.status = "failed", status
         t.failure = VmFailure(t.vm.name, t.vm.vm_id, job_id, code, message, tuple(recommendations))
-        self.log.error("%s: %s", t.vm.name, t.failure.describe())
+        self.log.error("%s", t.failure.describe())
 
     def _summary(self, tracked: list[_Tracked], force: bool = False) -> None:
         done = sum(t.phase == "done" for t in tracked)

@@ -34,6 +34,7 @@ from .state import JobView, State
 class _TLSServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # callers fan out many concurrent triggers; a backlog of 5 stalls them
 
     def __init__(self, context: ssl.SSLContext, emulator: Emulator) -> None:
         self.context = context

@@ -491,3 +491,17 @@ def test_trigger_asks_azure_to_keep_the_recovery_point_for_retain_days(emu: Emul
     assert sent["objectType"] == "IaasVMBackupRequest"
     expiry = dt.datetime.fromisoformat(sent["recoveryPointExpiryTimeInUTC"].replace("Z", "+00:00"))
     assert expiry - now == dt.timedelta(days=30)
+
+
+def test_vm_that_is_not_protected_fails_with_azures_not_found_code_and_others_still_complete(emu: Emulator) -> None:
+    vms = setup_vms(emu, 1)
+    stranger = VmRef.from_id(vm_ids(SUB, "rg-other", 1, prefix="db")[0])
+
+    with pytest.raises(InitialBackupError) as caught:
+        verifier(emu, settings()).run([*vms, stranger])
+
+    [failure] = caught.value.failures
+    assert (failure.vm_name, failure.job_id) == ("db001", None)
+    assert failure.code.startswith("BMSUserError")
+    assert list(caught.value.results) == [vms[0].key]
+    assert emu.counts["backup.trigger"] == 2  # a 404 is not retried

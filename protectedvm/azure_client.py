@@ -280,11 +280,13 @@ def operation_id_from_headers(headers: Mapping[str, str]) -> str:
     raise ValueError("the backup trigger answered without an Azure-AsyncOperation or Location header")
 
 
-def job_filter(start: dt.datetime, end: dt.datetime) -> str:
-    """The one OData filter per poll: IaaS VM backup jobs whose start lies in [start, end] (UTC)."""
+def job_filter(start: dt.datetime, end: dt.datetime, status: str | None = None) -> str:
+    """The one OData filter per poll: IaaS VM backup jobs whose start lies in [start, end] (UTC),
+    optionally only those in one status (``InProgress`` keeps a month-long window small)."""
     fmt = JOB_FILTER_TIME_FORMAT
+    status_clause = f" and status eq '{status}'" if status else ""
     return (
-        "operation eq 'Backup' and backupManagementType eq 'AzureIaasVM'"
+        f"operation eq 'Backup' and backupManagementType eq 'AzureIaasVM'{status_clause}"
         f" and startTime eq '{start.astimezone(dt.UTC).strftime(fmt)}'"
         f" and endTime eq '{end.astimezone(dt.UTC).strftime(fmt)}'"
     )
@@ -400,10 +402,10 @@ class BackupApi:
             error_message=str(error["message"]) if error.get("message") else None,
         )
 
-    def list_backup_jobs(self, start: dt.datetime, end: dt.datetime) -> list[JobInfo]:
+    def list_backup_jobs(self, start: dt.datetime, end: dt.datetime, status: str | None = None) -> list[JobInfo]:
         """All IaaS VM backup jobs of the vault started in the window: one paged call per poll."""
         pages: Iterable[m.JobResource] = self.client.backup_jobs.list(
-            self.vault.name, self.vault.resource_group, filter=job_filter(start, end)
+            self.vault.name, self.vault.resource_group, filter=job_filter(start, end, status)
         )
         return [job_info(job) for job in pages]
 

@@ -8,8 +8,9 @@ One run, for the VMs of one vault:
 
 1. **Skip** VMs whose previous result (from Pulumi state) already satisfies the verify mode, and
    **resume** VMs whose previous result names a job that has not failed (no new trigger).
-2. **Look before triggering**: one ``backup_jobs.list`` over the last ``adopt_lookback`` (24 h). A VM
-   whose newest backup job is InProgress adopts that job (portal "Backup now", a previous run that
+2. **Look before triggering**: two ``backup_jobs.list`` calls per vault -- InProgress jobs of the
+   last 29 days (first backups of big VMs can run for days) and all jobs of the last
+   ``adopt_lookback`` (24 h). A VM with a running backup job adopts that job (portal "Backup now", a previous run that
    timed out, a concurrent run). A VM whose newest backup job Completed adopts it too, and is then
    proven exactly like our own job would be (a recovery point at or after the job's start). That is
    what keeps a re-run from triggering again after a failed ``create()`` (dynamic providers save no
@@ -94,7 +95,7 @@ class BackupApiLike(Protocol):
 
     def trigger_backup(self, vm: VmRef, expiry: dt.datetime) -> str: ...
     def operation_status(self, operation_id: str) -> OperationInfo: ...
-    def list_backup_jobs(self, start: dt.datetime, end: dt.datetime) -> list[JobInfo]: ...
+    def list_backup_jobs(self, start: dt.datetime, end: dt.datetime, status: str | None = None) -> list[JobInfo]: ...
     def get_job(self, job_id: str) -> JobInfo: ...
     def recovery_points(self, vm: VmRef) -> list[RecoveryPointInfo]: ...
 
@@ -322,7 +323,9 @@ class InitialBackupVerifier:
 
     def _adopt_existing_jobs(self, queued: list[_Tracked], now: dt.datetime) -> None:
         try:
-            jobs = self.api.list_backup_jobs(now - self.adopt_lookback, now + CLOCK_SLACK)
+            # Running backups may have started long ago (a first backup of a large VM can take
+            # days): look a month back, but only at InProgress jobs. Terminal jobs: the last day.
+            jobs = self._running_jobs(now) + self.api.list_backup_jobs(now - self.adopt_lookback, now + CLOCK_SLACK)
         except AzureError as error:
             # Not fatal: a trigger while a backup runs fails with UserErrorBackupOperationInProgress
             # and is adopted then; we only lose the "completed recently" shortcut.
@@ -418,16 +421,19 @@ class InitialBackupVerifier:
                 return
             self.sleep(min(poll, remaining))
 
+    def _running_jobs(self, now: dt.datetime) -> list[JobInfo]:
+        return self.api.list_backup_jobs(now - MAX_JOB_WINDOW, now + CLOCK_SLACK, status="InProgress")
+
     def _list_jobs(self, waiting: list[_Tracked], now: dt.datetime) -> list[JobInfo] | None:
-        starts = [t.since for t in waiting]
-        if any(s is None for s in starts):
-            start = now - self.adopt_lookback
-        else:
-            start = min(s for s in starts if s is not None) - CLOCK_SLACK
+        starts = [t.since for t in waiting if t.since is not None]
         # Azure rejects job queries spanning more than ~30 days; older jobs are fetched by id instead.
-        start = max(start, now - MAX_JOB_WINDOW)
+        start = max(min(starts, default=now) - CLOCK_SLACK, now - MAX_JOB_WINDOW)
         try:
-            return self.api.list_backup_jobs(start, now + CLOCK_SLACK)
+            jobs = self.api.list_backup_jobs(start, now + CLOCK_SLACK)
+            if any(t.since is None for t in waiting):
+                # Adopting a backup that was already running when we triggered: it may be old.
+                jobs += self._running_jobs(now)
+            return jobs
         except AzureError as error:
             self.log.warning("job list failed (%s); retrying at the next poll", error_code(error))
             return None

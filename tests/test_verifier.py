@@ -114,9 +114,9 @@ def test_fifty_vms_cost_one_trigger_one_operation_status_one_recovery_point_list
     assert counts["backupOperations.get"] == 50
     assert counts["recoveryPoints.list"] == 50
     assert counts["job.get"] == 0
-    # One paged list per poll (50 jobs / 20 per page = 3 pages), plus one page for the pre-trigger look.
+    # One paged list per poll (50 jobs / 20 per page = 3 pages), plus two empty pages for the pre-trigger look.
     polls = math.ceil(JOB_SECONDS / POLL) + 1
-    assert counts["jobs.list"] <= 1 + polls * 3
+    assert counts["jobs.list"] <= 2 + polls * 3
     assert set(counts) <= {"backup.trigger", "backupOperations.get", "recoveryPoints.list", "jobs.list"}
     assert all(emu.trigger_count(vm.name) == 1 for vm in vms)
 
@@ -129,7 +129,7 @@ def test_verify_none_triggers_and_records_job_ids_without_polling_jobs_or_recove
     assert {r.job_id for r in results.values()} == {j.job_id for j in emu.jobs if j.operation == "Backup"}
     assert all(r.recovery_point_id is None for r in results.values())
     assert emu.counts["recoveryPoints.list"] == 0
-    assert emu.counts["jobs.list"] == 1  # the pre-trigger look for running backups only
+    assert emu.counts["jobs.list"] == 2  # the pre-trigger look only: running jobs, and the last day's jobs
     assert {j.status for j in emu.jobs if j.operation == "Backup"} == {"InProgress"}
 
 
@@ -204,6 +204,18 @@ def test_backup_already_running_from_the_portal_is_adopted_without_triggering(em
     assert results[vms[1].key].adopted is False
 
 
+def test_backup_running_for_days_is_adopted_and_waited_for(emu: Emulator) -> None:
+    [vm] = setup_vms(emu, 1)
+    long_job = emu.start_job("vm001", duration=4 * 86400.0)
+    emu.clock.advance(3 * 86400.0)  # type: ignore[attr-defined]
+
+    results = verifier(emu, settings(timeout_minutes=2 * 1440, poll_seconds=3600)).run([vm])
+
+    assert (results[vm.key].job_id, results[vm.key].status, results[vm.key].adopted) == (long_job, "Completed", True)
+    assert results[vm.key].duration_seconds == 4 * 86400.0
+    assert emu.trigger_count("vm001") == 0
+
+
 def test_trigger_failing_with_backup_operation_in_progress_adopts_the_running_job(emu: Emulator) -> None:
     vms = setup_vms(emu, 1)
     portal_job = emu.start_job("vm001")
@@ -217,6 +229,19 @@ def test_trigger_failing_with_backup_operation_in_progress_adopts_the_running_jo
     assert results[vms[0].key].job_id == portal_job
     assert results[vms[0].key].adopted is True
     assert results[vms[0].key].status == "Completed"
+
+
+def test_trigger_racing_a_days_old_running_backup_still_finds_and_adopts_it(emu: Emulator) -> None:
+    [vm] = setup_vms(emu, 1)
+    long_job = emu.start_job("vm001", duration=4 * 86400.0)
+    emu.clock.advance(3 * 86400.0)  # type: ignore[attr-defined]
+    emu.faults.http("jobs.list", 400, code="BadRequest")  # no pre-trigger look
+
+    results = verifier(emu, settings(timeout_minutes=2 * 1440, poll_seconds=3600)).run([vm])
+
+    assert (results[vm.key].job_id, results[vm.key].adopted) == (long_job, True)
+    assert emu.trigger_count("vm001") == 1
+    assert len([j for j in emu.jobs if j.operation == "Backup"]) == 1
 
 
 def test_429_with_retry_after_on_trigger_is_retried_after_the_advertised_delay(

@@ -11,6 +11,7 @@ import pulumi
 
 from components.backup_vault import BackupVault
 from components.config import StackSettings, VmTarget, parse_stack_settings
+from components.initial_backup import InitialBackup
 from components.protected_vm import ProtectedVM
 
 CONFIG_NAMESPACE = "protected-vm"
@@ -38,6 +39,7 @@ def resource_names(targets: tuple[VmTarget, ...]) -> list[str]:
 class Deployment:
     backup_vault: BackupVault
     protected_vms: list[ProtectedVM]
+    initial_backup: InitialBackup
 
 
 def deploy(settings: StackSettings | None = None) -> Deployment:
@@ -55,11 +57,21 @@ def deploy(settings: StackSettings | None = None) -> Deployment:
         ProtectedVM(name, {"vm_id": target.vm_id, "backup_vault": backup_vault})
         for name, target in zip(resource_names(settings.vms), settings.vms, strict=True)
     ]
+    # One trigger-and-verify resource for the whole vault, after every item is protected: the
+    # dynamic provider runs at most 4 create() calls at once, so per-VM resources would serialise.
+    initial = InitialBackup(
+        "initial-backup",
+        vault_id=backup_vault.vault_id,
+        vm_ids=[vm.target.vm_id for vm in protected],
+        settings=settings.initial_backup,
+        opts=pulumi.ResourceOptions(depends_on=[vm.protected_item for vm in protected]),
+    )
     pulumi.export("vaultId", backup_vault.vault_id)
     pulumi.export("vaultName", backup_vault.vault_name)
     pulumi.export("policyId", backup_vault.policy_id)
     pulumi.export("protectedVms", [_vm_output(vm, backup_vault) for vm in protected])
-    return Deployment(backup_vault, protected)
+    pulumi.export("initialBackups", initial.results)
+    return Deployment(backup_vault, protected, initial)
 
 
 def _vm_output(vm: ProtectedVM, backup_vault: BackupVault) -> dict[str, Any]:

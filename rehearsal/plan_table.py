@@ -19,7 +19,7 @@ _SHORT_TYPES = {
     "azure-native:recoveryservices:Vault": "recoveryservices:Vault",
     "azure-native:recoveryservices:ProtectionPolicy": "recoveryservices:ProtectionPolicy",
     "azure-native:recoveryservices:ProtectedItem": "recoveryservices:ProtectedItem",
-    "pulumi-python:dynamic:Resource": "InitialBackup (post-deploy)",
+    "pulumi-python:dynamic/protectedvm:InitialBackup": "InitialBackup (post-deploy)",
 }
 _UNITS = {"Days": "d", "Weeks": "w", "Months": "m", "Years": "y"}
 

@@ -292,8 +292,21 @@ def test_dev_stack_file_fails_prods_policies_on_every_prod_requirement() -> None
     for violation in violations:
         by_policy[violation.policy] = by_policy.get(violation.policy, 0) + 1
     # prod's three required VMs are missing; dev's policy lacks three tiers, keeps 7 < 30 dailies,
-    # runs daily (RPO 24 > 4) with 2 < 7 instant-restore days; dev's vault fails four vault rules.
-    assert by_policy == {"backup-retention": 4, "backup-schedule": 2, "vault-security": 4, "vm-backup-coverage": 3}
+    # runs daily (RPO 24 > 4) with 2 < 7 instant-restore days; dev's vault fails four vault rules;
+    # dev's initial backup keeps its point 7 < 30 days and only checks that the job started.
+    assert by_policy == {
+        "backup-retention": 4,
+        "backup-schedule": 2,
+        "vault-security": 4,
+        "initial-backup-retention": 2,
+        "vm-backup-coverage": 3,
+    }
+    initial = [v.message for v in violations if v.policy == "initial-backup-retention"]
+    assert initial == [
+        "InitialBackup 'initial-backup': settings.retainDays = 7 days is below this environment's minimum of 30 days",
+        "InitialBackup 'initial-backup': settings.verify = 'started' is not allowed in this environment "
+        "(allowed: completed): the first recovery point must be proven",
+    ]
     vault_settings = [v.message.split(": ", 1)[1].split(" = ")[0] for v in violations if v.policy == VAULT_POLICY]
     assert vault_settings == [
         "properties.securitySettings.softDeleteSettings.softDeleteRetentionPeriodInDays",

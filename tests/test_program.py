@@ -221,3 +221,24 @@ def test_protected_vm_rejects_a_malformed_vm_id() -> None:
 
     with pytest.raises(ValidationError, match=r"vm_id = 'vm-without-id' is not a virtual machine resource id"):
         evaluate(program, {}, "dev")
+
+
+INITIAL = "pulumi-python:dynamic/protectedvm:InitialBackup"
+
+
+@pytest.mark.parametrize(
+    ("stack", "verify", "retain_days", "timeout_minutes"),
+    [("dev", "started", 7, 30), ("staging", "completed", 30, 120), ("prod", "completed", 30, 240)],
+)
+def test_each_stack_registers_one_initial_backup_for_all_its_vms_in_the_shared_vault(
+    stack: str, verify: str, retain_days: int, timeout_minutes: int
+) -> None:
+    plan = evaluate_stack(stack)
+    inputs = only(plan, INITIAL)
+    items = plan.of_type(ITEM)
+    assert [vm.lower() for vm in inputs["vmIds"]] == [i.inputs["properties"]["sourceResourceId"].lower() for i in items]
+    assert inputs["vaultId"] == plan.outputs["vaultId"]
+    assert inputs["settings"]["verify"] == verify
+    assert inputs["settings"]["retainDays"] == retain_days
+    assert inputs["settings"]["timeoutMinutes"] == timeout_minutes
+    assert "initialBackups" in plan.outputs

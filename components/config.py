@@ -110,8 +110,11 @@ class InitialBackupSettings:
 
     @staticmethod
     def from_dict(raw: Mapping[str, object]) -> InitialBackupSettings:
+        """Read settings back from resource inputs/state. The engine carries numbers as floats
+        (``7.0``), so integral floats count as whole numbers here; stack config stays strict."""
         problems: list[str] = []
-        settings = _parse_initial_backup(raw, "initialBackup", problems)
+        engine_values = {key: v.as_count(value) for key, value in raw.items()}
+        settings = _parse_initial_backup(engine_values, "initialBackup", problems)
         if problems:
             raise ValidationError(problems)
         return settings

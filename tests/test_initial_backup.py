@@ -240,6 +240,36 @@ def test_check_passes_unknown_values_through_during_preview() -> None:
     assert result.inputs == news
 
 
+def engine_settings(verify: str = "completed") -> dict[str, Any]:
+    """What the engine hands a dynamic provider: every number a float (protobuf Struct)."""
+    return {"verify": verify, "retainDays": 30.0, "timeoutMinutes": 30.0, "pollSeconds": 30.0}
+
+
+def test_check_accepts_whole_numbers_the_engine_sends_as_floats() -> None:
+    news = {**props(IDS), "settings": engine_settings()}
+    assert InitialBackupProvider().check({}, news).failures == []
+
+
+def test_check_rejects_a_fractional_retain_days_naming_the_setting_and_range() -> None:
+    news = {**props(IDS), "settings": {**engine_settings(), "retainDays": 7.5}}
+    failures = InitialBackupProvider().check({}, news).failures
+    assert [(f.property, f.reason) for f in failures] == [
+        ("settings", "initialBackup.retainDays = 7.5 must be a whole number from 1 to 36135 days")
+    ]
+
+
+def test_diff_ints_from_the_program_against_floats_from_state_is_no_change() -> None:
+    olds = {**props(IDS), "settings": engine_settings()}
+    assert InitialBackupProvider().diff("id", olds, props(IDS)).changes is False
+
+
+def test_create_with_engine_float_settings_verifies_and_keeps_the_settings(emu: Emulator) -> None:
+    ids = seed(emu, 2)
+    outs = provider(emu).create({**props(ids), "settings": engine_settings()}).outs or {}
+    assert [r["status"] for r in outs["results"].values()] == ["Completed", "Completed"]
+    assert outs["settings"] == engine_settings()
+
+
 # --- the resource under mocks -----------------------------------------------------------------
 
 

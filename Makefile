@@ -14,14 +14,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 rehearse: $(STAMP)
-	$(PY) -m protectedvm rehearse --stack $(STACK) $(ARGS)
+	$(PY) -m rehearsal --stack $(STACK) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	venv/bin/ruff check .
-	venv/bin/mypy components protectedvm emulator policies bench
+	venv/bin/mypy components protectedvm emulator policies rehearsal bench
 
 bench: $(STAMP)
 	$(PY) bench/verify_scale.py --smoke

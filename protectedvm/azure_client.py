@@ -97,8 +97,11 @@ def make_sdk_client(
     *,
     retry: RetrySettings | None = None,
     pool_size: int = 32,
+    base_url: str | None = None,
+    connection_verify: str | None = None,
 ) -> RecoveryServicesBackupClient:
-    """A backup client for one subscription, honouring the emulator env overrides.
+    """A backup client for one subscription, honouring the emulator env overrides (explicit
+    ``base_url``/``connection_verify`` win, so an in-process rehearsal needs no env changes).
 
     The connection pool is sized for the verifier's trigger threads (requests defaults to 10,
     which makes 16 concurrent triggers discard connections)."""
@@ -106,8 +109,8 @@ def make_sdk_client(
     from requests.adapters import HTTPAdapter
 
     retry = retry or RetrySettings()
-    base_url = os.environ.get(ENDPOINT_ENV) or None
-    verify: str | bool = os.environ.get(CA_BUNDLE_ENV) or True
+    base_url = base_url or os.environ.get(ENDPOINT_ENV) or None
+    verify: str | bool = connection_verify or os.environ.get(CA_BUNDLE_ENV) or True
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("https://", adapter)

@@ -1,0 +1,433 @@
+"""The offline rehearsal: what ``pulumi up`` of a stack would do, shown end to end without Azure
+or the Pulumi CLI (a PR pipeline has neither credentials nor a cloud to touch).
+
+1. **Plan**: the real program (:func:`components.program.deploy`) evaluated under Pulumi's mocks
+   against ``stacks/Pulumi.<stack>.yaml``; the registered resources as a table.
+2. **Policy**: the CrossGuard rules over those resources with ``policies/config.<stack>.json``; a
+   mandatory violation stops here with exit 1, exactly where ``pulumi up`` would stop.
+3. **Deploy + initial backup**: the plan's vault, policy and protected items PUT into the embedded
+   HTTPS emulator with the plan's own request bodies, then the *real* ``InitialBackupProvider.create``
+   (the code ``pulumi up`` runs) triggers and verifies every VM's first backup through the real SDK,
+   printing progress live; a summary table; then ``update`` again to show a re-run triggers nothing.
+
+Time: the emulator's clock runs ``speed`` times faster than the wall clock and the verifier sleeps on
+that clock, so the stack's real ``pollSeconds``/``timeoutMinutes`` apply unchanged while a "90 s" job
+takes 3 wall seconds. ``--realistic`` runs at speed 1 with 10-minute jobs.
+
+Exit codes: 0 all good; 1 a mandatory policy violation or a failed/timed-out backup; 2 bad stack
+config (the same errors ``pulumi preview`` prints).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import quote
+
+from components.mock_preview import STACKS_DIR, Plan, PlannedResource, evaluate, load_stack_config
+from components.validation import ValidationError
+from rehearsal.plan_table import render_plan
+from rehearsal.table import render_table
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_CONFIG = 2
+
+VAULT = "azure-native:recoveryservices:Vault"
+POLICY = "azure-native:recoveryservices:ProtectionPolicy"
+ITEM = "azure-native:recoveryservices:ProtectedItem"
+INITIAL = "pulumi-python:dynamic/protectedvm:InitialBackup"
+#: What pulumi-azure-native 3.x sends for recoveryservices resources.
+PROVIDER_API_VERSION = "2024-10-01"
+JOB_OUTCOMES = ("hang", "cancel", "warn")
+
+
+@dataclass(frozen=True)
+class JobFault:
+    """``VM=CODE``: the VM's next backup job fails with Azure error CODE, or ``hang``/``cancel``/``warn``."""
+
+    vm: str
+    outcome: str
+
+    @staticmethod
+    def parse(text: str) -> JobFault:
+        vm, sep, outcome = text.partition("=")
+        if not sep or not vm.strip() or not outcome.strip():
+            raise ValueError(
+                f"--fault {text!r} must be VM=OUTCOME, OUTCOME an Azure error code such as "
+                f"UserErrorGuestAgentStatusUnavailable or one of {', '.join(JOB_OUTCOMES)}"
+            )
+        return JobFault(vm.strip(), outcome.strip())
+
+
+@dataclass(frozen=True)
+class HttpFault:
+    """``ROUTE=STATUS[xTIMES]``: the next TIMES requests to ROUTE answer STATUS (0 = drop the connection)."""
+
+    route: str
+    status: int
+    times: int = 1
+
+    @staticmethod
+    def parse(text: str) -> HttpFault:
+        from emulator import ROUTES
+
+        route, sep, rest = text.partition("=")
+        status_text, _, times_text = rest.partition("x")
+        try:
+            status, times = int(status_text), int(times_text or "1")
+        except ValueError:
+            status, times = -1, -1
+        if not sep or route not in ROUTES or status not in (0, 429, 500, 502, 503, 504) or times < 1:
+            raise ValueError(
+                f"--http-fault {text!r} must be ROUTE=STATUS[xTIMES] with STATUS one of 0 (dropped connection), "
+                f"429, 500, 502, 503, 504 and ROUTE one of {', '.join(ROUTES)}"
+            )
+        return HttpFault(route, status, times)
+
+
+@dataclass(frozen=True)
+class RehearsalOptions:
+    stack: str = "dev"
+    #: Emulated duration of every backup job, in emulated seconds.
+    job_seconds: float = 90.0
+    #: Emulated seconds per wall-clock second.
+    speed: float = 30.0
+    job_faults: tuple[JobFault, ...] = ()
+    http_faults: tuple[HttpFault, ...] = ()
+    #: Overrides the stack's initialBackup.timeoutMinutes (e.g. to see a hung job time out sooner).
+    timeout_minutes: int | None = None
+    rerun: bool = True
+    stacks_dir: Path = STACKS_DIR
+
+
+@dataclass
+class RehearsalReport:
+    exit_code: int
+    plan: Plan | None = None
+    violations: list[Any] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    triggers: int = 0
+    rerun_triggers: int | None = None
+
+
+class _Printer:
+    """Lines with the wall time since the rehearsal started, flushed at once (pipelines buffer)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.started = time.monotonic()
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def progress(self, _level: int, message: str) -> None:
+        self.line(f"  [{time.monotonic() - self.started:6.1f}s] {message}")
+
+    def heading(self, text: str) -> None:
+        self.line()
+        self.line(f"== {text} ==")
+
+
+def rehearse(options: RehearsalOptions, out: TextIO | None = None) -> RehearsalReport:
+    """Run the three steps of the module docstring; returns what happened (the CLI exits with
+    ``exit_code``)."""
+    printer = _Printer(out or sys.stdout)
+    report = RehearsalReport(EXIT_OK)
+
+    printer.heading(f"1/3 plan: stack {options.stack} (the program under Pulumi mocks; nothing is deployed)")
+    try:
+        config = load_stack_config(options.stack, options.stacks_dir)
+        from components.program import deploy
+
+        report.plan = plan = evaluate(deploy, config, options.stack)
+    except ValidationError as error:
+        printer.line(f"stack {options.stack} has invalid configuration ({len(error.problems)} problem(s)):")
+        for problem in error.problems:
+            printer.line(f"  - {problem}")
+        report.exit_code, report.error = EXIT_BAD_CONFIG, str(error)
+        return report
+    except FileNotFoundError as error:
+        printer.line(f"error: {error}")
+        report.exit_code, report.error = EXIT_BAD_CONFIG, str(error)
+        return report
+    printer.line(render_plan(plan))
+
+    if not _check_policies(options, plan, report, printer):
+        return report
+
+    printer.heading("3/3 deploy to the embedded Azure emulator, then trigger and verify the initial backups")
+    _deploy_and_verify(options, plan, report, printer)
+    return report
+
+
+# --- step 2 -------------------------------------------------------------------------------------
+
+
+def _check_policies(options: RehearsalOptions, plan: Plan, report: RehearsalReport, printer: _Printer) -> bool:
+    from policies.runner import blocking, config_path, load_env_config, run_policies
+
+    path = config_path(options.stack)
+    printer.heading(f"2/3 policy pack with {path.relative_to(path.parent.parent)}")
+    violations = run_policies(plan.resources, load_env_config(options.stack), stack=options.stack)
+    report.violations = violations
+    if not violations:
+        printer.line("no violations")
+        return True
+    for violation in violations:
+        printer.line(f"  {violation}")
+    stopping = blocking(violations)
+    if stopping:
+        printer.line(f"{len(stopping)} mandatory violation(s): `pulumi up` would stop here, before any change.")
+        report.exit_code, report.error = EXIT_FAILED, f"{len(stopping)} mandatory policy violation(s)"
+        return False
+    printer.line(f"{len(violations)} advisory violation(s): reported, not blocking in this environment.")
+    return True
+
+
+# --- step 3 -------------------------------------------------------------------------------------
+
+
+def _deploy_and_verify(options: RehearsalOptions, plan: Plan, report: RehearsalReport, printer: _Printer) -> None:
+    from emulator import Emulator
+    from protectedvm.emulated import emulator_clock
+    from protectedvm.ids import VaultRef, VmRef
+    from protectedvm.verifier import InitialBackupError
+
+    initial = _only(plan, INITIAL)
+    props: dict[str, Any] = {key: value for key, value in initial.inputs.items() if key != "results"}
+    if options.timeout_minutes is not None:
+        props["settings"] = {**props["settings"], "timeoutMinutes": options.timeout_minutes}
+    vault = VaultRef.from_id(str(props["vaultId"]))
+    vms = [VmRef.from_id(str(vm_id)) for vm_id in props["vmIds"]]
+    mode = str(props["settings"].get("verify"))
+
+    with Emulator(job_duration=options.job_seconds, time_scale=options.speed, page_size=50) as emu:
+        printer.line(
+            f"emulator at {emu.base_url} (HTTPS, test CA); backup jobs take {options.job_seconds:g} emulated s; "
+            f"clock x{options.speed:g}"
+        )
+        _seed(emu, plan, vault, vms, printer)
+        _inject(emu, options, printer)
+        client = _sdk_client(emu, vault.subscription_id)
+        provider = _provider(client, printer, emulator_clock(emu), _scaled_sleep(options.speed))
+        try:
+            printer.line()
+            printer.line(f"InitialBackup create() for {len(vms)} VM(s), verify={mode}: what `pulumi up` runs")
+            outs = provider.create(props).outs
+            report.results = dict(outs["results"])
+            report.triggers = _triggers(emu, vms)
+            _summary(client, vault, vms, report.results, printer)
+            if options.rerun:
+                printer.line()
+                printer.line("re-run: `pulumi up` again with the same stack (update() with the recorded results)")
+                provider.update(f"{vault.id}/initialBackup", outs, props)
+                report.rerun_triggers = _triggers(emu, vms) - report.triggers
+                printer.line(f"new backup triggers on re-run: {report.rerun_triggers}")
+            if mode != "completed":
+                printer.line()
+                printer.line(
+                    f"verify={mode} lets `pulumi up` finish here; the rehearsal waits on the same jobs for the "
+                    "recovery points (no new trigger), as the pipeline's verify step would later find them"
+                )
+                watched = {**props, "settings": {**props["settings"], "verify": "completed"}}
+                outs = provider.update(f"{vault.id}/initialBackup", outs, watched).outs
+                report.results = dict(outs["results"])
+                _summary(client, vault, vms, report.results, printer)
+        except InitialBackupError as error:
+            report.results = {key: value.to_output() for key, value in error.results.items()}
+            report.exit_code, report.error = EXIT_FAILED, str(error)
+            report.triggers = _triggers(emu, vms)
+            printer.line()
+            printer.line(str(error))
+            unsettled = {f.vm_id.lower(): (f"Failed: {f.code}", f.job_id) for f in error.failures}
+            unsettled |= {t.vm_id.lower(): (f"timed out ({t.status or 'unknown'})", t.job_id) for t in error.timeouts}
+            _summary(client, vault, vms, report.results, printer, unsettled)
+            printer.line("result: FAILED (`pulumi up` would fail the InitialBackup resource with the message above)")
+            return
+        finally:
+            client.close()
+        healthy = _pipeline_check(emu, plan, printer)
+    if not healthy:
+        report.exit_code, report.error = EXIT_FAILED, "the pipeline check found an unhealthy VM"
+        printer.line("result: FAILED (the pipeline's verify step would exit 1)")
+        return
+    printer.line(
+        f"result: OK: {len(report.results)} VM(s) with a verified recovery point, "
+        f"{report.triggers} backup(s) triggered in all"
+    )
+
+
+def _pipeline_check(emu: Any, plan: Plan, printer: _Printer) -> bool:
+    """``python -m protectedvm verify`` on the stack outputs, against the emulator."""
+    from protectedvm.azure_client import BackupApi
+    from protectedvm.health import check_all, load_protected_vms, render_table
+
+    printer.line()
+    printer.line("pipeline check: `pulumi stack output --json | python -m protectedvm verify --stack-outputs -`")
+    entries = load_protected_vms(plan.outputs)
+    rows = check_all(entries, lambda vault: BackupApi(_sdk_client(emu, vault.subscription_id), vault))
+    printer.line(render_table(rows))
+    return all(row.healthy for row in rows)
+
+
+def _sdk_client(emu: Any, subscription_id: str) -> Any:
+    from protectedvm.azure_client import make_sdk_client
+
+    return make_sdk_client(subscription_id, emu.credential(), base_url=emu.base_url, connection_verify=emu.ca_path)
+
+
+def _provider(client: Any, printer: _Printer, clock: Callable[[], dt.datetime], sleep: Callable[[float], None]) -> Any:
+    from components.initial_backup import InitialBackupProvider
+    from protectedvm.azure_client import BackupApi
+
+    return InitialBackupProvider(
+        lambda vault: BackupApi(client, vault, sleep=sleep),
+        clock=clock,
+        sleep=sleep,
+        log_sink=printer.progress,
+        operation_poll_seconds=2.0,
+    )
+
+
+def _scaled_sleep(speed: float) -> Callable[[float], None]:
+    """The verifier sleeps in emulated seconds; the wall clock sleeps ``speed`` times less."""
+
+    def sleep(seconds: float) -> None:
+        time.sleep(max(0.0, seconds) / speed)
+
+    return sleep
+
+
+def _only(plan: Plan, type_token: str) -> PlannedResource:
+    found = plan.of_type(type_token)
+    if len(found) != 1:
+        raise RuntimeError(f"expected one {type_token} in the plan, found {len(found)}")
+    return found[0]
+
+
+def _seed(emu: Any, plan: Plan, vault: Any, vms: Sequence[Any], printer: _Printer) -> None:
+    """PUT what the plan registers, with its own bodies, the way pulumi-azure-native would; a
+    vault or policy the stack reuses (not in the plan) is created as if it already existed."""
+    vaults = plan.of_type(VAULT)
+    if vaults:
+        inputs = vaults[0].inputs
+        emu.create_vault(
+            vault.subscription_id,
+            vault.resource_group,
+            vault.name,
+            location=inputs.get("location") or "westeurope",
+            sku=dict(inputs.get("sku") or {"name": "RS0", "tier": "Standard"}),
+            properties=dict(inputs.get("properties") or {}),
+        )
+        printer.line(f"vault {vault.name}: created from the plan")
+    else:
+        emu.create_vault(vault.subscription_id, vault.resource_group, vault.name)
+        printer.line(f"vault {vault.name}: existing (reused by the stack), emulated with defaults")
+    for policy in plan.of_type(POLICY):
+        name = str(policy.inputs.get("policyName"))
+        _put(emu, f"{vault.id}/backupPolicies/{name}", {"properties": dict(policy.inputs.get("properties") or {})})
+        printer.line(f"policy {name}: created from the plan")
+    for item in plan.of_type(ITEM):
+        properties = dict(item.inputs.get("properties") or {})
+        _ensure_policy(emu, vault, str(properties.get("policyId", "")), printer)
+        emu.add_vm(str(properties["sourceResourceId"]))
+        path = (
+            f"{vault.id}/backupFabrics/{item.inputs.get('fabricName', 'Azure')}/protectionContainers/"
+            f"{quote(str(item.inputs['containerName']), safe=';')}/protectedItems/"
+            f"{quote(str(item.inputs['protectedItemName']), safe=';')}"
+        )
+        _put(emu, path, {"properties": properties})
+    for vm in vms:
+        status, body = emu.raw_request("GET", _item_path(vault, vm))
+        state = (body or {}).get("properties", {}).get("protectionState") if status == 200 else f"HTTP {status}"
+        printer.line(f"protection of {vm.name}: {state} (Azure shows 'Warning (initial backup pending)')")
+
+
+def _ensure_policy(emu: Any, vault: Any, policy_id: str, printer: _Printer) -> None:
+    name = policy_id.rstrip("/").rsplit("/", 1)[-1]
+    status, _ = emu.raw_request("GET", f"{vault.id}/backupPolicies/{name}?api-version={PROVIDER_API_VERSION}")
+    if status == 200:
+        return
+    _, default = emu.raw_request("GET", f"{vault.id}/backupPolicies/DefaultPolicy?api-version={PROVIDER_API_VERSION}")
+    _put(emu, f"{vault.id}/backupPolicies/{name}", {"properties": default["properties"]})
+    printer.line(f"policy {name}: existing (reused by the stack), emulated as a copy of DefaultPolicy")
+
+
+def _put(emu: Any, path: str, body: Mapping[str, Any]) -> None:
+    status, payload = emu.raw_request("PUT", f"{path}?api-version={PROVIDER_API_VERSION}", dict(body))
+    if status not in (200, 201, 202):
+        raise RuntimeError(f"PUT {path} failed in the emulator: {status} {payload}")
+
+
+def _item_path(vault: Any, vm: Any) -> str:
+    return (
+        f"{vault.id}/backupFabrics/Azure/protectionContainers/{quote(vm.container_name, safe=';')}"
+        f"/protectedItems/{quote(vm.protected_item_name, safe=';')}?api-version={PROVIDER_API_VERSION}"
+    )
+
+
+def _inject(emu: Any, options: RehearsalOptions, printer: _Printer) -> None:
+    for fault in options.job_faults:
+        if fault.outcome == "hang":
+            emu.faults.hang_next_job(fault.vm)
+        elif fault.outcome == "cancel":
+            emu.faults.cancel_next_job(fault.vm)
+        elif fault.outcome == "warn":
+            emu.faults.warn_next_job(fault.vm)
+        else:
+            emu.faults.fail_next_job(fault.vm, fault.outcome)
+        printer.line(f"fault injected: next backup job of {fault.vm} -> {fault.outcome}")
+    for http in options.http_faults:
+        if http.status == 0:
+            emu.faults.drop(http.route, times=http.times)
+        else:
+            emu.faults.http(http.route, http.status, times=http.times, retry_after=1 if http.status == 429 else None)
+        printer.line(f"fault injected: next {http.times} {http.route} request(s) -> {http.status or 'dropped'}")
+
+
+def _triggers(emu: Any, vms: Sequence[Any]) -> int:
+    return sum(int(emu.trigger_count(vm.name)) for vm in vms)
+
+
+def _summary(
+    client: Any,
+    vault: Any,
+    vms: Sequence[Any],
+    results: Mapping[str, Any],
+    printer: _Printer,
+    unsettled: Mapping[str, tuple[str, str | None]] | None = None,
+) -> None:
+    """One row per VM: the proof from ``results``, or why there is none; plus Azure's item view."""
+    from protectedvm.azure_client import BackupApi
+
+    api = BackupApi(client, vault)
+    rows = []
+    for vm in vms:
+        result = results.get(vm.key) or {}
+        status, job_id = (unsettled or {}).get(vm.key, (result.get("status") or "not verified", result.get("jobId")))
+        item = api.protected_item(vm)
+        duration = result.get("durationSeconds")
+        rows.append(
+            (
+                vm.name,
+                str(status),
+                str(job_id or "-"),
+                str(result.get("recoveryPointTime") or "-"),
+                f"{duration:.0f}s" if isinstance(duration, (int, float)) else "-",
+                "adopted" if result.get("adopted") else ("triggered" if result else "-"),
+                f"{item.protection_state}/{item.last_backup_status or '-'}",
+            )
+        )
+    printer.line()
+    printer.line(
+        render_table(
+            ("VM", "STATUS", "JOB", "RECOVERY POINT", "DURATION", "JOB ORIGIN", "ITEM STATE/LAST BACKUP"), rows
+        )
+    )

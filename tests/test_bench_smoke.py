@@ -1,0 +1,72 @@
+"""The benchmarks still run: each ``--smoke`` mode in a subprocess, exactly as ``make bench`` runs it.
+
+Only deterministic things are asserted (exit status, table layout, request counts); the timings
+and ratios they print are for people, never for asserts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_verify_scale_smoke_prints_both_tables_and_the_verifier_stays_at_three_requests_per_vm(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "verify_scale.json"
+    done = run_bench("bench/verify_scale.py", "--smoke", "--json", str(report))
+
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for header in ("wall/(D+P)", "peak RSS MB", "trigger", "op status", "job GET", "RP list", "per-VM total"):
+        assert header in out
+    assert "jobs.list" in out and "list pages/poll" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["verifier"], ["baseline"])]
+    assert sorted((row[0], row[1]) for row in rows) == sorted(
+        (path, n) for path in ("verifier", "baseline") for n in ("1", "10") for _table in range(2)
+    )
+    assert out.strip().splitlines()[-1].startswith("targets ")
+
+    document = json.loads(report.read_text())
+    page_size = document["options"]["page_size"]
+    runs = {(r["path"], r["n"]): r for r in document["runs"]}
+    assert set(runs) == {("verifier", 1), ("verifier", 10), ("baseline", 1), ("baseline", 10)}
+    for n in (1, 10):
+        verifier, baseline = runs["verifier", n], runs["baseline", n]
+        assert verifier["statuses"] == {"Completed": n} and baseline["statuses"] == {"Completed": n}
+        # The verifier: one trigger, one operation status, one recovery point list per VM, no job GETs.
+        assert verifier["per_vm"] == {
+            "backup.trigger": 1.0,
+            "backupOperations.get": 1.0,
+            "job.get": 0.0,
+            "recoveryPoints.list": 1.0,
+        }
+        assert verifier["per_vm_total"] <= 3
+        assert verifier["other_requests"] == {}
+        assert verifier["polls"] >= 1
+        assert verifier["list_pages_per_poll"] <= math.ceil(n / page_size)
+        # The CLI loop: the same trigger, but job GETs instead of the batched list (and no recovery point).
+        assert baseline["per_vm"]["backup.trigger"] == 1.0
+        assert baseline["per_vm"]["job.get"] >= 2.0
+        assert baseline["jobs_list_requests"] == 0 and baseline["polls"] is None
+
+
+def test_program_eval_smoke_prints_the_ratio_table_and_the_lazy_import_lines() -> None:
+    done = run_bench("bench/program_eval.py", "--smoke")
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["N", "program", "s", "raw", "s", "ratio", "resources"]
+    assert [line.split()[0] for line in lines[1:3]] == ["1", "20"]
+    assert lines[3].startswith("import components.program: ")
+    assert lines[4].startswith("pulumi_azure_native submodules executed after import: ")
+    assert lines[5].startswith("... after evaluating the dev stack: ")

@@ -35,7 +35,7 @@ O(1) requests per VM, where a per-job loop pays its requests and round trips one
 
 Every request gets ``--latency-ms`` (default 50) of server-side delay: a modest ARM round trip (they
 are ~50-300 ms), which concurrent requests overlap and a serial loop pays in full. (The emulator's own
-loopback answers take ~1 ms once Nagle's algorithm is off, see ``answer_without_nagle``.) By
+loopback answers take ~1 ms: it answers with Nagle's algorithm off.) By
 default D is a multiple of P; other ``--job-seconds`` move where the last job's end falls between two
 polls. ``--operation-delay`` keeps trigger operations InProgress that long
 (the emulator's default, and this script's, is 0: the operation names its job at the first GET).
@@ -64,7 +64,6 @@ sys.path.insert(0, str(ROOT))
 
 from components.config import InitialBackupSettings  # noqa: E402
 from emulator import Emulator  # noqa: E402
-from emulator import server as emulator_server  # noqa: E402
 from emulator.routes import Match, Request, Response  # noqa: E402
 from protectedvm.azure_client import (  # noqa: E402
     CA_BUNDLE_ENV,
@@ -301,13 +300,6 @@ class RunReport:
     statuses: dict[str, int]
 
 
-def answer_without_nagle() -> None:
-    """The emulator writes a response's headers and body in two sends; with Nagle's algorithm on,
-    the body then waits for the client's delayed ACK, ~40 ms per request on loopback. That is an
-    artifact, not a model of ARM: switch it off (TCP_NODELAY) and add latency explicitly instead."""
-    emulator_server._Handler.disable_nagle_algorithm = True
-
-
 def add_latency(emu: Emulator, seconds: float) -> None:
     """Every request waits ``seconds`` in its server thread before it is handled (concurrent
     requests overlap their waits, like ARM round trips do; a serial loop pays each one)."""
@@ -327,7 +319,6 @@ def pages(jobs: int, page_size: int) -> int:
 
 
 def measure(path: str, n: int, options: Options) -> RunReport:
-    answer_without_nagle()
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
         started = pool.submit(ready)

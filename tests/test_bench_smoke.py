@@ -65,7 +65,7 @@ def test_program_eval_smoke_prints_the_ratio_table_and_the_lazy_import_lines() -
 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split() == ["N", "program", "s", "raw", "s", "ratio", "resources"]
+    assert lines[0].split() == ["N", "program", "s", "raw", "s", "ratio", "raw+IB", "s", "ratio", "resources"]
     assert [line.split()[0] for line in lines[1:3]] == ["1", "20"]
     assert lines[3].startswith("import components.program: ")
     assert lines[4].startswith("pulumi_azure_native submodules executed after import: ")

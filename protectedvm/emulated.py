@@ -38,6 +38,14 @@ def vm_ids(subscription: str, resource_group: str, count: int, prefix: str = "vm
     ]
 
 
+def item_path(vault: VaultRef, container_name: str, item_name: str, fabric: str = "Azure") -> str:
+    """The protected item's ARM path with the names percent-encoded as the SDK sends them."""
+    return (
+        f"{vault.id}/backupFabrics/{fabric}/protectionContainers/{quote(container_name, safe=';')}"
+        f"/protectedItems/{quote(item_name, safe=';')}"
+    )
+
+
 def protect(emu: EmulatorLike, vault: VaultRef, ids: Sequence[str], policy: str = "DefaultPolicy") -> list[VmRef]:
     """Create the vault (if needed) and enable protection of each VM with the vault's policy."""
     emu.create_vault(vault.subscription_id, vault.resource_group, vault.name)
@@ -45,10 +53,7 @@ def protect(emu: EmulatorLike, vault: VaultRef, ids: Sequence[str], policy: str 
     for vm_id in ids:
         emu.add_vm(vm_id)
         vm = VmRef.from_id(vm_id)
-        path = (
-            f"{vault.id}/backupFabrics/Azure/protectionContainers/{quote(vm.container_name, safe=';')}"
-            f"/protectedItems/{quote(vm.protected_item_name, safe=';')}?{API_VERSION_QUERY}"
-        )
+        path = f"{item_path(vault, vm.container_name, vm.protected_item_name)}?{API_VERSION_QUERY}"
         body = {
             "properties": {
                 "protectedItemType": "Microsoft.Compute/virtualMachines",

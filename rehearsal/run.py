@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import quote
 
 from components.mock_preview import STACKS_DIR, Plan, PlannedResource, evaluate, load_stack_config
 from components.validation import ValidationError
@@ -315,6 +314,8 @@ def _only(plan: Plan, type_token: str) -> PlannedResource:
 def _seed(emu: Any, plan: Plan, vault: Any, vms: Sequence[Any], printer: _Printer) -> None:
     """PUT what the plan registers, with its own bodies, the way pulumi-azure-native would; a
     vault or policy the stack reuses (not in the plan) is created as if it already existed."""
+    from protectedvm.emulated import item_path
+
     vaults = plan.of_type(VAULT)
     if vaults:
         inputs = vaults[0].inputs
@@ -338,14 +339,16 @@ def _seed(emu: Any, plan: Plan, vault: Any, vms: Sequence[Any], printer: _Printe
         properties = dict(item.inputs.get("properties") or {})
         _ensure_policy(emu, vault, str(properties.get("policyId", "")), printer)
         emu.add_vm(str(properties["sourceResourceId"]))
-        path = (
-            f"{vault.id}/backupFabrics/{item.inputs.get('fabricName', 'Azure')}/protectionContainers/"
-            f"{quote(str(item.inputs['containerName']), safe=';')}/protectedItems/"
-            f"{quote(str(item.inputs['protectedItemName']), safe=';')}"
+        path = item_path(
+            vault,
+            str(item.inputs["containerName"]),
+            str(item.inputs["protectedItemName"]),
+            str(item.inputs.get("fabricName") or "Azure"),
         )
         _put(emu, path, {"properties": properties})
     for vm in vms:
-        status, body = emu.raw_request("GET", _item_path(vault, vm))
+        path = item_path(vault, vm.container_name, vm.protected_item_name)
+        status, body = emu.raw_request("GET", f"{path}?api-version={PROVIDER_API_VERSION}")
         state = (body or {}).get("properties", {}).get("protectionState") if status == 200 else f"HTTP {status}"
         printer.line(f"protection of {vm.name}: {state} (Azure shows 'Warning (initial backup pending)')")
 
@@ -364,13 +367,6 @@ def _put(emu: Any, path: str, body: Mapping[str, Any]) -> None:
     status, payload = emu.raw_request("PUT", f"{path}?api-version={PROVIDER_API_VERSION}", dict(body))
     if status not in (200, 201, 202):
         raise RuntimeError(f"PUT {path} failed in the emulator: {status} {payload}")
-
-
-def _item_path(vault: Any, vm: Any) -> str:
-    return (
-        f"{vault.id}/backupFabrics/Azure/protectionContainers/{quote(vm.container_name, safe=';')}"
-        f"/protectedItems/{quote(vm.protected_item_name, safe=';')}?api-version={PROVIDER_API_VERSION}"
-    )
 
 
 def _inject(emu: Any, options: RehearsalOptions, printer: _Printer) -> None:

@@ -181,3 +181,29 @@ def test_bad_rehearsal_arguments_exit_2_with_the_expected_form(
         options_from_args(argv)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_stack_reusing_an_existing_vault_and_policy_is_rehearsed_against_emulated_existing_ones(
+    tmp_path: Path,
+) -> None:
+    vault_id = (
+        "/subscriptions/00000000-0000-0000-0000-0000000000a1/resourceGroups/rg-shared"
+        "/providers/Microsoft.RecoveryServices/vaults/rsv-shared"
+    )
+    stacks = stack_dir_with(
+        tmp_path,
+        "dev",
+        {
+            "protected-vm:vault": {"existingId": vault_id},
+            "protected-vm:policy": {"existingId": f"{vault_id}/backupPolicies/pol-shared"},
+        },
+    )
+
+    report, out = run(RehearsalOptions(stack="dev", stacks_dir=stacks, speed=FAST))
+
+    assert report.exit_code == 0, out
+    assert "vault rsv-shared: existing (reused by the stack), emulated with defaults" in out
+    assert "policy pol-shared: existing (reused by the stack), emulated as a copy of DefaultPolicy" in out
+    assert "recoveryservices:Vault" not in out
+    assert {r["status"] for r in report.results.values()} == {"Completed"}
+    assert report.triggers == 2

@@ -17,15 +17,24 @@ One run, for the VMs of one vault:
    partial state), and is honest: the proof "a backup of this VM completed and its recovery point
    exists" does not depend on who pressed the button. A newest job that Failed is retried.
 3. **Trigger** the rest concurrently (bounded pool): POST, operation id from ``Azure-AsyncOperation``,
-   ``backup_operation_statuses.get`` until it names the job. An operation failing with
+   then ONE ``backup_operation_statuses.get``. If it names the job, the VM waits on that job. If the
+   operation is still InProgress the thread does not wait for it (it triggers the next VM): the VM's
+   job is picked up from the batched job list of step 4 instead. An operation failing with
    ``UserErrorBackupOperationInProgress`` means someone else's backup is running: adopt it.
-4. **Verify in one batched loop**: per poll, ONE paged ``backup_jobs.list`` for the whole vault
-   (never a GET per job); when a VM's job completes, ONE ``recovery_points.list`` for it.
+4. **Verify in one batched loop**, polling at a fixed cadence (every ``poll_seconds`` from the first
+   poll, however long a poll's requests take; a poll that overruns a whole interval is followed at
+   once, and the cadence restarts from there): per poll, ONE paged ``backup_jobs.list`` for the whole
+   vault (never a GET per job); when a VM's job completes, ONE ``recovery_points.list`` for it. A VM
+   whose trigger operation was still InProgress is matched to its running backup job in that list;
+   until it is, its operation status is checked once per poll, so a trigger that fails
+   asynchronously is reported with its error code (or adopts the running backup it collided with)
+   at the next poll, and a VM in verify mode ``none`` still gets its job id.
 5. **Settle everything, then fail once**: Failed/Cancelled jobs and timeouts are collected and raised
    together as :class:`InitialBackupError`, after every other job settled.
 
 Requests per VM on the happy path: trigger, operation status, recovery points (3), plus O(1) list
-calls per poll per vault.
+calls per poll per vault. A slow trigger operation adds one operation status per poll only while the
+VM's job has not shown up in the job list.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Literal, Protocol
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -242,6 +252,9 @@ class _Tracked:
     since: dt.datetime | None = None
     #: The job id is unknown (adopting someone else's running backup): find it in the list.
     lookup: bool = False
+    #: Our trigger's operation was still InProgress when last checked (and ``lookup`` is set): its
+    #: status is checked once per poll until the operation resolves or the job shows up in the list.
+    operation_id: str | None = None
     job: JobInfo | None = None
     result: VmResult | None = None
     failure: VmFailure | None = None
@@ -261,7 +274,7 @@ class InitialBackupVerifier:
         sleep: Callable[[float], None] = time.sleep,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = LOG,
         trigger_workers: int = 16,
-        operation_poll_seconds: float = 2.0,
+        operation_poll_seconds: float = 2.0,  # unused: InProgress operations are re-checked once per poll
         adopt_lookback: dt.timedelta = dt.timedelta(hours=24),
         summary_every_seconds: float = 60.0,
     ) -> None:
@@ -293,7 +306,7 @@ class InitialBackupVerifier:
             self._adopt_existing_jobs(queued, start)
             to_trigger = [t for t in queued if t.phase == "queued"]
             if to_trigger:
-                self._trigger_all(to_trigger, deadline)
+                self._trigger_all(to_trigger)
         self._wait(tracked, deadline)
         self._summary(tracked)
         return self._finish(tracked)
@@ -348,13 +361,11 @@ class InitialBackupVerifier:
 
     # --- step 3: trigger --------------------------------------------------------------------
 
-    def _trigger_all(self, to_trigger: list[_Tracked], deadline: dt.datetime) -> None:
+    def _trigger_all(self, to_trigger: list[_Tracked]) -> None:
         expiry = self.clock() + dt.timedelta(days=self.settings.retain_days)
-        workers = min(self.trigger_workers, len(to_trigger))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="initial-backup") as pool:
-            list(pool.map(lambda t: self._trigger_one(t, expiry, deadline), to_trigger))
+        self._each(to_trigger, lambda t: self._trigger_one(t, expiry), "initial-backup")
 
-    def _trigger_one(self, t: _Tracked, expiry: dt.datetime, deadline: dt.datetime) -> None:
+    def _trigger_one(self, t: _Tracked, expiry: dt.datetime) -> None:
         t.triggered_at = self.clock()
         t.since = t.triggered_at
         try:
@@ -363,63 +374,92 @@ class InitialBackupVerifier:
             self._fail(t, None, error_code(error), _message(error))
             return
         self.log.info("%s: triggered (operation %s)", t.vm.name, operation_id)
-        t.phase = "waiting"
-        while True:
-            try:
-                op = self.api.operation_status(operation_id)
-            except AzureError as error:
-                # The POST was accepted, so a job exists: find it in the batched job list.
-                self.log.warning(
-                    "%s: operation status unavailable (%s); looking for the job", t.vm.name, error_code(error)
-                )
-                t.lookup = True
-                return
-            if op.status == "InProgress":
-                if self.clock() >= deadline:
-                    t.lookup = True
-                    return
-                self.sleep(self.operation_poll_seconds)
-                continue
-            if op.status == "Succeeded" and op.job_id:
-                t.job_id = op.job_id
-                if self.mode == "none":
-                    self._done(t, status=TRIGGERED)
-                else:
-                    self.log.info("%s: job %s accepted", t.vm.name, op.job_id)
-                return
-            if op.error_code == IN_PROGRESS_CODE:
-                t.adopted, t.lookup = True, True
-                t.since = None  # the running job started before our trigger
-                self.log.info("%s: a backup is already in progress; adopting it instead of failing", t.vm.name)
-                return
-            if op.status == "Succeeded":
-                t.lookup = True
-                return
-            self._fail(t, None, op.error_code or f"Operation{op.status}", op.error_message or "the trigger failed")
+        t.phase, t.operation_id = "waiting", operation_id
+        self._check_operation(t)
+        if t.operation_id is not None:
+            # Do not hold this thread (and the VMs queued behind it) while the operation runs: the
+            # job shows up in the batched job list, and the operation is re-checked once per poll.
+            self.log.info("%s: operation still in progress; looking for its job in the job list", t.vm.name)
+
+    def _check_operation(self, t: _Tracked) -> None:
+        """One ``backup_operation_statuses.get`` of the VM's pending trigger operation, applied."""
+        assert t.operation_id is not None
+        try:
+            op = self.api.operation_status(t.operation_id)
+        except AzureError as error:
+            # The POST was accepted, so a job exists: find it in the batched job list.
+            self.log.warning("%s: operation status unavailable (%s); looking for the job", t.vm.name, error_code(error))
+            t.operation_id, t.lookup = None, True
             return
+        self._apply_operation(t, op)
+
+    def _apply_operation(self, t: _Tracked, op: OperationInfo) -> None:
+        """What a trigger operation's status means for the VM (after the POST, or at a poll)."""
+        if op.status == "InProgress":
+            t.lookup = True  # keeps t.operation_id: matched in the job list, or re-checked next poll
+            return
+        t.operation_id = None
+        if op.status == "Succeeded" and op.job_id:
+            t.job_id, t.lookup = op.job_id, False
+            if self.mode == "none":
+                self._done(t, status=TRIGGERED)
+            else:
+                self.log.info("%s: job %s accepted", t.vm.name, op.job_id)
+            return
+        if op.error_code == IN_PROGRESS_CODE:
+            t.adopted, t.lookup = True, True
+            t.since = None  # the running job started before our trigger
+            self.log.info("%s: a backup is already in progress; adopting it instead of failing", t.vm.name)
+            return
+        if op.status == "Succeeded":
+            t.lookup = True
+            return
+        t.lookup = False
+        self._fail(t, None, op.error_code or f"Operation{op.status}", op.error_message or "the trigger failed")
 
     # --- step 4: the batched wait -----------------------------------------------------------
 
     def _wait(self, tracked: list[_Tracked], deadline: dt.datetime) -> None:
-        poll = float(self.settings.poll_seconds)
+        interval = dt.timedelta(seconds=float(self.settings.poll_seconds))
+        next_poll = self.clock()
         while True:
             waiting = [t for t in tracked if t.phase == "waiting"]
             if not waiting:
                 return
             now = self.clock()
             jobs = self._list_jobs(waiting, now)
+            by_id = {j.job_id.lower(): j for j in jobs or ()}
             if jobs is not None:
-                by_id = {j.job_id.lower(): j for j in jobs}
                 for t in waiting:
                     self._observe(t, jobs, by_id)
+            # Triggers whose operation was InProgress and whose job is not in this poll's list yet.
+            pending = [t for t in waiting if t.phase == "waiting" and t.operation_id is not None]
+            self._each(pending, partial(self._recheck_operation, by_id=by_id), "trigger-operations")
+            if jobs is not None:
                 self._check_recovery_points([t for t in waiting if self._needs_recovery_point(t)])
             self._summary(tracked)
             if not any(t.phase == "waiting" for t in tracked):
                 return
-            remaining = (deadline - self.clock()).total_seconds()
+            now = self.clock()
+            remaining = (deadline - now).total_seconds()
             if remaining <= 0:
                 return
-            self.sleep(min(poll, remaining))
+            # Fixed cadence: the next poll is due one interval after this one started, not after
+            # its work (paged list, recovery points) ended, so the work's time does not add up.
+            next_poll += interval
+            if next_poll <= now:
+                # This poll took a whole interval or more: poll again at once, and count the next
+                # interval from now rather than firing the missed polls back to back.
+                next_poll = now
+                continue
+            self.sleep(min((next_poll - now).total_seconds(), remaining))
+
+    def _recheck_operation(self, t: _Tracked, by_id: Mapping[str, JobInfo]) -> None:
+        self._check_operation(t)
+        if t.phase == "waiting" and t.job_id and not t.lookup:
+            job = by_id.get(t.job_id.lower())
+            if job is not None:  # in this poll's list (not taken for ours while the operation ran)
+                self._apply_job(t, job)
 
     def _running_jobs(self, now: dt.datetime) -> list[JobInfo]:
         return self.api.list_backup_jobs(now - MAX_JOB_WINDOW, now + CLOCK_SLACK, status="InProgress")
@@ -447,11 +487,17 @@ class InitialBackupVerifier:
         else:
             mine = [j for j in jobs if j.operation.lower() == "backup" and j.belongs_to(t.vm)]
             running = [j for j in mine if j.status == "InProgress"]
-            since = t.since - CLOCK_SLACK if t.since else None
-            recent = [j for j in mine if since is None or (j.start_time is not None and j.start_time >= since)]
-            job = _newest(running) or _newest(recent)
+            if t.operation_id is not None:
+                # Our trigger's operation has not named its job yet: only a running backup can be
+                # it. A finished job in the window may be an older one (a retry after a quick
+                # failure); the operation's status decides instead (re-checked this poll).
+                job = _newest(running)
+            else:
+                since = t.since - CLOCK_SLACK if t.since else None
+                recent = [j for j in mine if since is None or (j.start_time is not None and j.start_time >= since)]
+                job = _newest(running) or _newest(recent)
             if job is not None:
-                t.job_id, t.lookup = job.job_id, False
+                t.job_id, t.lookup, t.operation_id = job.job_id, False, None
                 t.since = job.start_time or t.since
                 self.log.info("%s: found job %s (%s)", t.vm.name, job.job_id, job.status)
         if job is not None:
@@ -494,11 +540,15 @@ class InitialBackupVerifier:
         return t.phase == "waiting" and self.mode == "completed" and t.job is not None and t.job.status in COMPLETED
 
     def _check_recovery_points(self, completed: list[_Tracked]) -> None:
-        if not completed:
+        self._each(completed, self._check_recovery_point, "recovery-points")
+
+    def _each(self, tracked: list[_Tracked], work: Callable[[_Tracked], None], name: str) -> None:
+        """``work`` for every VM on a bounded pool; each call touches only its own ``_Tracked``."""
+        if not tracked:
             return
-        workers = min(self.trigger_workers, len(completed))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recovery-points") as pool:
-            list(pool.map(self._check_recovery_point, completed))
+        workers = min(self.trigger_workers, len(tracked))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+            list(pool.map(work, tracked))
 
     def _check_recovery_point(self, t: _Tracked) -> None:
         job = t.job

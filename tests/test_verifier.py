@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -19,7 +19,15 @@ from azure.core.pipeline.transport import RequestsTransport
 
 from components.config import InitialBackupSettings
 from emulator import Emulator, ManualClock
-from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi, RetrySettings, make_sdk_client
+from protectedvm.azure_client import (
+    CA_BUNDLE_ENV,
+    ENDPOINT_ENV,
+    BackupApi,
+    JobInfo,
+    OperationInfo,
+    RetrySettings,
+    make_sdk_client,
+)
 from protectedvm.emulated import emulator_clock, manual_sleep, protect, vm_ids
 from protectedvm.ids import VaultRef, VmRef
 from protectedvm.verifier import InitialBackupError, InitialBackupVerifier, VmResult
@@ -28,12 +36,25 @@ SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = VaultRef(SUB, "rg-backup", "rsv-test")
 JOB_SECONDS = 120.0
 POLL = 30
+#: How long trigger operations stay InProgress in the ``slow_ops_emu`` tests (less than one poll).
+OPERATION_DELAY = 3.0
 FAST = RetrySettings(sdk_total=5, backoff_factor=0.01, backoff_max=0.05, max_retry_after=5.0, trigger_attempts=4)
 
 
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     with Emulator(job_duration=JOB_SECONDS, clock=ManualClock(), page_size=20) as emulator:
+        monkeypatch.setenv(ENDPOINT_ENV, emulator.base_url)
+        monkeypatch.setenv(CA_BUNDLE_ENV, emulator.ca_path)
+        yield emulator
+
+
+@pytest.fixture
+def slow_ops_emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    """Trigger operations stay InProgress for OPERATION_DELAY seconds (their job exists at once)."""
+    with Emulator(
+        job_duration=JOB_SECONDS, clock=ManualClock(), page_size=20, operation_delay=OPERATION_DELAY
+    ) as emulator:
         monkeypatch.setenv(ENDPOINT_ENV, emulator.base_url)
         monkeypatch.setenv(CA_BUNDLE_ENV, emulator.ca_path)
         yield emulator
@@ -49,13 +70,22 @@ def transport_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def settings(verify: str = "completed", timeout_minutes: int = 30, poll_seconds: int = POLL) -> InitialBackupSettings:
     return InitialBackupSettings(
-        verify=verify, retain_days=30, timeout_minutes=timeout_minutes, poll_seconds=poll_seconds
-    )  # type: ignore[arg-type]
+        verify=verify,  # type: ignore[arg-type]
+        retain_days=30,
+        timeout_minutes=timeout_minutes,
+        poll_seconds=poll_seconds,
+    )
 
 
 def verifier(
-    emu: Emulator, config: InitialBackupSettings, app_sleeps: list[float] | None = None
+    emu: Emulator,
+    config: InitialBackupSettings,
+    app_sleeps: list[float] | None = None,
+    *,
+    api: BackupApi | None = None,
+    verifier_sleeps: list[float] | None = None,
 ) -> InitialBackupVerifier:
+    """``app_sleeps``: what BackupApi's own retries slept; ``verifier_sleeps``: what the verifier slept."""
     advance = manual_sleep(emu)
 
     def sleep(seconds: float) -> None:
@@ -63,15 +93,70 @@ def verifier(
             app_sleeps.append(seconds)
         advance(seconds)
 
-    api = BackupApi(make_sdk_client(SUB, retry=FAST), VAULT, retry=FAST, sleep=sleep)
+    def verifier_sleep(seconds: float) -> None:
+        if verifier_sleeps is not None:
+            verifier_sleeps.append(seconds)
+        advance(seconds)
+
+    api = api or BackupApi(make_sdk_client(SUB, retry=FAST), VAULT, retry=FAST, sleep=sleep)
     return InitialBackupVerifier(
         api,
         config,
         vault_name=VAULT.name,
         clock=emulator_clock(emu),
-        sleep=advance,
+        sleep=verifier_sleep,
         operation_poll_seconds=1.0,
     )
+
+
+class ScriptedApi(BackupApi):
+    """The real client (SDK, HTTPS, emulator) with test hooks: job lists that take emulated time, as
+    a big paged list does (``list_seconds``, per call in order), with the emulator time of every
+    list call recorded; jobs a list does not show (yet); and trigger operations of some VMs that end
+    Failed with an error code instead of naming a job."""
+
+    def __init__(
+        self,
+        emu: Emulator,
+        *,
+        list_seconds: Sequence[float] = (),
+        hide: Callable[[JobInfo], bool] = lambda job: False,
+        fail_operations_of: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(make_sdk_client(SUB, retry=FAST), VAULT, retry=FAST, sleep=manual_sleep(emu))
+        self.emu = emu
+        self.list_seconds = list(list_seconds)
+        self.list_times: list[dt.datetime] = []
+        self.hide = hide
+        self.fail_operations_of = dict(fail_operations_of or {})
+        self.operation_vm: dict[str, str] = {}
+
+    def trigger_backup(self, vm: VmRef, expiry: dt.datetime) -> str:
+        operation_id = super().trigger_backup(vm, expiry)
+        self.operation_vm[operation_id] = vm.name
+        return operation_id
+
+    def operation_status(self, operation_id: str) -> OperationInfo:
+        op = super().operation_status(operation_id)
+        code = self.fail_operations_of.get(self.operation_vm.get(operation_id, ""))
+        if code and op.status != "InProgress":
+            return OperationInfo("Failed", error_code=code, error_message="VM is not in a state that allows backups.")
+        return op
+
+    def list_backup_jobs(self, start: dt.datetime, end: dt.datetime, status: str | None = None) -> list[JobInfo]:
+        self.list_times.append(self.emu.state.now())
+        jobs = super().list_backup_jobs(start, end, status)
+        self.emu.clock.advance(self.list_seconds.pop(0) if self.list_seconds else 0.0)  # type: ignore[attr-defined]
+        return [job for job in jobs if not self.hide(job)]
+
+    def poll_offsets(self, pre_trigger_lists: int = 2) -> list[float]:
+        """Seconds from the first poll's job list to each poll's (after the pre-trigger look)."""
+        polls = self.list_times[pre_trigger_lists:]
+        return [(t - polls[0]).total_seconds() for t in polls]
+
+
+def backup_jobs(emu: Emulator) -> dict[str, str]:
+    return {j.vm_name: j.job_id for j in emu.jobs if j.operation == "Backup"}
 
 
 def setup_vms(emu: Emulator, count: int, rg: str = "rg-app") -> list[VmRef]:
@@ -447,14 +532,147 @@ def test_vms_sharing_a_name_in_different_resource_groups_get_their_own_jobs(emu:
         assert f";{vm.resource_group};vm001/recoveryPoints/".lower() in str(results[vm.key].recovery_point_id).lower()
 
 
-def test_slow_trigger_operations_are_polled_until_they_name_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
-    with Emulator(job_duration=JOB_SECONDS, clock=ManualClock(), operation_delay=3.0) as emu:
-        monkeypatch.setenv(ENDPOINT_ENV, emu.base_url)
-        monkeypatch.setenv(CA_BUNDLE_ENV, emu.ca_path)
-        [vm] = setup_vms(emu, 1)
-        results = verifier(emu, settings()).run([vm])
-        assert results[vm.key].status == "Completed"
-        assert emu.counts["backupOperations.get"] == 4  # 0 s, 1 s, 2 s: InProgress; 3 s: Succeeded
+def test_slow_trigger_operations_do_not_hold_trigger_threads_and_cost_no_extra_requests_once_the_job_is_listed(
+    slow_ops_emu: Emulator,
+) -> None:
+    emu = slow_ops_emu
+    vms = setup_vms(emu, 40)  # more VMs than trigger threads (16)
+    start = emu.state.now()
+    verifier_sleeps: list[float] = []
+
+    results = verifier(emu, settings(), verifier_sleeps=verifier_sleeps).run(vms)
+
+    assert {r.status for r in results.values()} == {"Completed"}
+    assert all(r.recovery_point_id for r in results.values())
+    jobs = [j for j in emu.jobs if j.operation == "Backup"]
+    assert {results[vm.key].job_id for vm in vms} == {j.job_id for j in jobs}
+    assert len(jobs) == 40
+    # Every POST went out before the verifier slept at all: no trigger thread waited on its operation.
+    assert {j.start_time for j in jobs} == {start}
+    assert verifier_sleeps == [POLL] * 4  # polls at 0, 30, 60, 90 and 120 s, when the jobs completed
+    assert emu.state.now() - start == dt.timedelta(seconds=JOB_SECONDS)
+    counts = emu.counts
+    assert counts["backup.trigger"] == 40
+    assert counts["backupOperations.get"] == 40  # one each, right after the POST (InProgress); then the list
+    assert counts["recoveryPoints.list"] == 40
+    assert counts["job.get"] == 0
+
+
+def test_polls_keep_a_fixed_cadence_when_a_poll_takes_time(emu: Emulator) -> None:
+    vms = setup_vms(emu, 3)
+    api = ScriptedApi(emu, list_seconds=[7.0] * 20)  # every job list takes 7 s
+    verifier_sleeps: list[float] = []
+
+    results = verifier(emu, settings(), api=api, verifier_sleeps=verifier_sleeps).run(vms)
+
+    assert {r.status for r in results.values()} == {"Completed"}
+    # Polls start every POLL seconds, not POLL seconds after the previous poll's 7 s of work (which
+    # would put them at 0, 37, 74, 111 and 148 s, and see the jobs complete 28 s late).
+    assert api.poll_offsets() == [0.0, 30.0, 60.0, 90.0, 120.0]
+    assert verifier_sleeps == [POLL - 7.0] * 4
+
+
+def test_a_poll_that_overruns_whole_intervals_is_followed_at_once_and_the_cadence_restarts_from_there(
+    emu: Emulator,
+) -> None:
+    vms = setup_vms(emu, 2)
+    api = ScriptedApi(emu, list_seconds=[0.0, 0.0, 100.0])  # the first poll's list takes 100 s (3+ intervals)
+    verifier_sleeps: list[float] = []
+
+    results = verifier(emu, settings(), api=api, verifier_sleeps=verifier_sleeps).run(vms)
+
+    assert {r.status for r in results.values()} == {"Completed"}
+    # One immediate poll at 100 s, then the next interval from there: no burst of missed polls.
+    assert api.poll_offsets() == [0.0, 100.0, 130.0]
+    assert verifier_sleeps == [float(POLL)]
+
+
+def test_trigger_failing_asynchronously_is_reported_with_its_code_at_the_next_poll(
+    slow_ops_emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu = slow_ops_emu
+    vms = setup_vms(emu, 3)
+    # vm002's trigger operation ends Failed (so no job of it is ever listed).
+    api = ScriptedApi(
+        emu,
+        hide=lambda job: job.entity_friendly_name == "vm002",
+        fail_operations_of={"vm002": "UserErrorVmNotInDesirableState"},
+    )
+    caplog.set_level(logging.INFO, logger="protectedvm.verifier")
+
+    with pytest.raises(InitialBackupError) as caught:
+        verifier(emu, settings(), api=api).run(vms)
+
+    [failure] = caught.value.failures
+    assert (failure.vm_name, failure.job_id, failure.code, failure.message) == (
+        "vm002",
+        None,
+        "UserErrorVmNotInDesirableState",
+        "VM is not in a state that allows backups.",
+    )
+    assert caught.value.timeouts == []
+    assert sorted(caught.value.results) == sorted([vms[0].key, vms[2].key])
+    assert {r.status for r in caught.value.results.values()} == {"Completed"}
+    # One status per POST (all InProgress); vm001's and vm003's jobs were then listed, vm002's operation
+    # was checked at the first poll (0 s: InProgress) and the second (30 s: Failed), and no more.
+    assert emu.counts["backupOperations.get"] == 3 + 2
+    lines = [r.getMessage() for r in caplog.records if r.name == "protectedvm.verifier"]
+    reported = lines.index("vm002 (no job): UserErrorVmNotInDesirableState: VM is not in a state that allows backups.")
+    assert reported < min(i for i, line in enumerate(lines) if line.endswith(" Completed"))
+
+
+def test_in_progress_operation_in_verify_none_still_records_the_job_id(slow_ops_emu: Emulator) -> None:
+    emu = slow_ops_emu
+    vms = setup_vms(emu, 2)
+    start = emu.state.now()
+    # vm002's job is not in the job list yet: its operation has to name it.
+    api = ScriptedApi(emu, hide=lambda job: job.entity_friendly_name == "vm002")
+
+    results = verifier(emu, settings("none"), api=api).run(vms)
+
+    jobs = backup_jobs(emu)
+    assert {vm.name: results[vm.key].job_id for vm in vms} == {"vm001": jobs["vm001"], "vm002": jobs["vm002"]}
+    assert results[vms[0].key].status == "InProgress"  # found running in the first poll's job list
+    assert results[vms[1].key].status == "Triggered"  # named by its operation at the second poll
+    assert emu.counts["backupOperations.get"] == 2 + 2  # one per POST, then vm002's at 0 s and 30 s
+    assert emu.counts["recoveryPoints.list"] == 0
+    assert emu.state.now() - start == dt.timedelta(seconds=POLL)
+
+
+def test_slow_trigger_operation_failing_because_a_days_old_backup_runs_adopts_that_backup_at_the_next_poll(
+    slow_ops_emu: Emulator,
+) -> None:
+    emu = slow_ops_emu
+    [vm] = setup_vms(emu, 1)
+    long_job = emu.start_job("vm001", duration=4 * 86400.0)
+    emu.clock.advance(3 * 86400.0)  # type: ignore[attr-defined]
+    emu.faults.http("jobs.list", 400, code="BadRequest")  # no pre-trigger look
+
+    results = verifier(emu, settings(timeout_minutes=2 * 1440, poll_seconds=3600)).run([vm])
+
+    assert (results[vm.key].job_id, results[vm.key].status, results[vm.key].adopted) == (long_job, "Completed", True)
+    assert emu.trigger_count("vm001") == 1
+    assert len([j for j in emu.jobs if j.operation == "Backup"]) == 1
+    # After the POST and at the first poll: InProgress; at the second: UserErrorBackupOperationInProgress.
+    assert emu.counts["backupOperations.get"] == 3
+
+
+def test_retry_with_a_slow_operation_is_not_mistaken_for_the_vms_earlier_failed_job(slow_ops_emu: Emulator) -> None:
+    emu = slow_ops_emu
+    [vm] = setup_vms(emu, 1)
+    emu.faults.fail_next_job("vm001", "UserErrorGuestAgentStatusUnavailable")
+    failed_job = emu.start_job("vm001", duration=10.0)  # a backup that failed fast, 20 s ago
+    emu.clock.advance(20.0)  # type: ignore[attr-defined]
+    # The retry's job is not listed yet; the earlier, Failed job of the VM is (it started minutes ago).
+    api = ScriptedApi(emu, hide=lambda job: job.job_id != failed_job)
+
+    results = verifier(emu, settings(), api=api).run([vm])
+
+    new_job = next(j.job_id for j in emu.jobs if j.operation == "Backup" and j.job_id != failed_job)
+    assert (results[vm.key].job_id, results[vm.key].status, results[vm.key].adopted) == (new_job, "Completed", False)
+    assert emu.trigger_count("vm001") == 1
+    # After the POST, at the first poll (InProgress) and at the second (Succeeded: names the job).
+    assert emu.counts["backupOperations.get"] == 3
 
 
 def test_progress_is_logged_per_vm_state_change_with_summaries(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:

@@ -247,7 +247,6 @@ def run_client(spec: ClientSpec) -> ClientOutcome:
         counting,
         settings,
         vault_name=VAULT.name,
-        operation_poll_seconds=spec.operation_poll_seconds,
         trigger_workers=spec.trigger_workers,
     )
     with RssSampler() as rss:
@@ -426,8 +425,8 @@ def render(reports: Sequence[RunReport], options: Options) -> str:
             f"D={d:g} s jobs, P={p} s polls (D+P={d + p:g} s), {options.page_size} jobs per list page, "
             f"{options.latency_ms:g} ms added per request, trigger operations InProgress for "
             f"{options.operation_delay:g} s;",
-            f"verifier: {TRIGGER_WORKERS} trigger threads, operation status polled every {OPERATION_POLL_SECONDS:g} s "
-            "(the baseline too).",
+            f"verifier: {TRIGGER_WORKERS} trigger threads, a still-running trigger operation re-checked once per poll; "
+            f"baseline: operation status polled every {OPERATION_POLL_SECONDS:g} s (az backup-now).",
             "",
             "Wall time and client memory. last POST: when the last backup was triggered (its job ends D later);",
             "tail: wall - last POST - D, from the last job's end to the run's end (detection, recovery point).",

@@ -113,7 +113,6 @@ class InitialBackupProvider(dyn.ResourceProvider):
         sleep: Callable[[float], None] | None = None,
         log_sink: LogSink | None = None,
         trigger_workers: int = 16,
-        operation_poll_seconds: float = 2.0,
     ) -> None:
         super().__init__()
         self.api_factory = api_factory
@@ -121,7 +120,6 @@ class InitialBackupProvider(dyn.ResourceProvider):
         self.sleep = sleep
         self.log_sink = log_sink
         self.trigger_workers = trigger_workers
-        self.operation_poll_seconds = operation_poll_seconds
 
     # --- engine calls ---------------------------------------------------------------------------
 
@@ -193,7 +191,6 @@ class InitialBackupProvider(dyn.ResourceProvider):
             "vault_name": vault.name,
             "logger": logger,
             "trigger_workers": self.trigger_workers,
-            "operation_poll_seconds": self.operation_poll_seconds,
         }
         if self.clock is not None:
             options["clock"] = self.clock

@@ -274,7 +274,6 @@ class InitialBackupVerifier:
         sleep: Callable[[float], None] = time.sleep,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = LOG,
         trigger_workers: int = 16,
-        operation_poll_seconds: float = 2.0,  # unused: InProgress operations are re-checked once per poll
         adopt_lookback: dt.timedelta = dt.timedelta(hours=24),
         summary_every_seconds: float = 60.0,
     ) -> None:
@@ -286,7 +285,6 @@ class InitialBackupVerifier:
         self.sleep = sleep
         self.log = logger
         self.trigger_workers = max(1, trigger_workers)
-        self.operation_poll_seconds = operation_poll_seconds
         self.adopt_lookback = adopt_lookback
         self.summary_every_seconds = summary_every_seconds
         self._lock = threading.Lock()

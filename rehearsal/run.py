@@ -291,7 +291,6 @@ def _provider(client: Any, printer: _Printer, clock: Callable[[], dt.datetime], 
         clock=clock,
         sleep=sleep,
         log_sink=printer.progress,
-        operation_poll_seconds=2.0,
     )
 
 

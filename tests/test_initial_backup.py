@@ -57,7 +57,6 @@ def provider(emu: Emulator, log: list[tuple[int, str]] | None = None) -> Initial
         clock=emulator_clock(emu),
         sleep=manual_sleep(emu),
         log_sink=(lambda level, message: log.append((level, message))) if log is not None else (lambda *_: None),
-        operation_poll_seconds=1.0,
     )
 
 

@@ -105,7 +105,6 @@ def verifier(
         vault_name=VAULT.name,
         clock=emulator_clock(emu),
         sleep=verifier_sleep,
-        operation_poll_seconds=1.0,
     )
 
 
@@ -711,7 +710,7 @@ def test_real_time_run_with_sub_second_jobs(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv(CA_BUNDLE_ENV, emu.ca_path)
         vms = setup_vms(emu, 5)
         api = BackupApi(make_sdk_client(SUB, retry=FAST), VAULT, retry=FAST)
-        results = InitialBackupVerifier(api, RealTimeSettings(), operation_poll_seconds=0.05).run(vms)  # type: ignore[arg-type]
+        results = InitialBackupVerifier(api, RealTimeSettings()).run(vms)  # type: ignore[arg-type]
         assert {r.status for r in results.values()} == {"Completed"}
         assert all(r.recovery_point_id for r in results.values())
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import subprocess
 import sys
@@ -104,12 +105,16 @@ def raw_program(config: dict[str, str], with_initial_backup: bool = False) -> Ca
     return program
 
 
-def best_of(repeats: int, run: Callable[[], object]) -> float:
-    best = float("inf")
+def best_of(repeats: int, runs: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Best wall time of each run, the runs interleaved round by round and garbage collected first,
+    so drift on a shared machine (other load, heap growth) hits every side alike."""
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
+        for name, run in runs.items():
+            gc.collect()
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -148,9 +153,15 @@ def main() -> None:
 
         # Small N runs in milliseconds, where scheduler noise dominates a best of 2: take more.
         tries = repeats if n >= 100 else max(repeats, 10)
-        ours_s = best_of(tries, ours)
-        raw_s = best_of(tries, functools.partial(evaluate, raw_program(config), config, "prod"))
-        raw_ib_s = best_of(tries, functools.partial(evaluate, raw_program(config, True), config, "prod"))
+        best = best_of(
+            tries,
+            {
+                "ours": ours,
+                "raw": functools.partial(evaluate, raw_program(config), config, "prod"),
+                "raw+ib": functools.partial(evaluate, raw_program(config, True), config, "prod"),
+            },
+        )
+        ours_s, raw_s, raw_ib_s = best["ours"], best["raw"], best["raw+ib"]
         print(
             f"{n:>5}  {ours_s:>10.3f}  {raw_s:>8.3f}  {ours_s / raw_s:>5.2f}x  {raw_ib_s:>9.3f}  "
             f"{ours_s / raw_ib_s:>5.2f}x  {counted[-1]}"

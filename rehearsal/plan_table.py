@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from components.initial_backup import TYPE_TOKEN as INITIAL_BACKUP_TYPE
 from components.mock_preview import Plan, PlannedResource
 from rehearsal.table import render_table
 
@@ -19,7 +20,7 @@ _SHORT_TYPES = {
     "azure-native:recoveryservices:Vault": "recoveryservices:Vault",
     "azure-native:recoveryservices:ProtectionPolicy": "recoveryservices:ProtectionPolicy",
     "azure-native:recoveryservices:ProtectedItem": "recoveryservices:ProtectedItem",
-    "pulumi-python:dynamic/protectedvm:InitialBackup": "InitialBackup (post-deploy)",
+    INITIAL_BACKUP_TYPE: "InitialBackup (post-deploy)",
 }
 _UNITS = {"Days": "d", "Weeks": "w", "Months": "m", "Years": "y"}
 

@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from components.initial_backup import TYPE_TOKEN as INITIAL
 from components.mock_preview import STACKS_DIR, Plan, PlannedResource, evaluate, load_stack_config
 from components.validation import ValidationError
+from policies.rules import ITEM_TYPE, POLICY_TYPE, VAULT_TYPE
 from rehearsal.plan_table import render_plan
 from rehearsal.table import render_table
 
@@ -37,10 +39,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
 
-VAULT = "azure-native:recoveryservices:Vault"
-POLICY = "azure-native:recoveryservices:ProtectionPolicy"
-ITEM = "azure-native:recoveryservices:ProtectedItem"
-INITIAL = "pulumi-python:dynamic/protectedvm:InitialBackup"
 #: What pulumi-azure-native 3.x sends for recoveryservices resources.
 PROVIDER_API_VERSION = "2024-10-01"
 JOB_OUTCOMES = ("hang", "cancel", "warn")
@@ -212,9 +210,9 @@ def _deploy_and_verify(options: RehearsalOptions, plan: Plan, report: RehearsalR
             f"emulator at {emu.base_url} (HTTPS, test CA); backup jobs take {options.job_seconds:g} emulated s; "
             f"clock x{options.speed:g}"
         )
-        _seed(emu, plan, vault, vms, printer)
-        _inject(emu, options, printer)
         client = _sdk_client(emu, vault.subscription_id)
+        _seed(emu, plan, vault, vms, printer, client)
+        _inject(emu, options, printer)
         provider = _provider(client, printer, emulator_clock(emu), _scaled_sleep(options.speed))
         try:
             printer.line()
@@ -310,12 +308,13 @@ def _only(plan: Plan, type_token: str) -> PlannedResource:
     return found[0]
 
 
-def _seed(emu: Any, plan: Plan, vault: Any, vms: Sequence[Any], printer: _Printer) -> None:
+def _seed(emu: Any, plan: Plan, vault: Any, vms: Sequence[Any], printer: _Printer, client: Any) -> None:
     """PUT what the plan registers, with its own bodies, the way pulumi-azure-native would; a
     vault or policy the stack reuses (not in the plan) is created as if it already existed."""
+    from protectedvm.azure_client import BackupApi
     from protectedvm.emulated import item_path
 
-    vaults = plan.of_type(VAULT)
+    vaults = plan.of_type(VAULT_TYPE)
     if vaults:
         inputs = vaults[0].inputs
         emu.create_vault(
@@ -330,13 +329,15 @@ def _seed(emu: Any, plan: Plan, vault: Any, vms: Sequence[Any], printer: _Printe
     else:
         emu.create_vault(vault.subscription_id, vault.resource_group, vault.name)
         printer.line(f"vault {vault.name}: existing (reused by the stack), emulated with defaults")
-    for policy in plan.of_type(POLICY):
+    for policy in plan.of_type(POLICY_TYPE):
         name = str(policy.inputs.get("policyName"))
         _put(emu, f"{vault.id}/backupPolicies/{name}", {"properties": dict(policy.inputs.get("properties") or {})})
         printer.line(f"policy {name}: created from the plan")
-    for item in plan.of_type(ITEM):
+    items = plan.of_type(ITEM_TYPE)
+    for policy_id in dict.fromkeys(str((i.inputs.get("properties") or {}).get("policyId", "")) for i in items):
+        _ensure_policy(emu, vault, policy_id, printer)
+    for item in items:
         properties = dict(item.inputs.get("properties") or {})
-        _ensure_policy(emu, vault, str(properties.get("policyId", "")), printer)
         emu.add_vm(str(properties["sourceResourceId"]))
         path = item_path(
             vault,
@@ -345,10 +346,9 @@ def _seed(emu: Any, plan: Plan, vault: Any, vms: Sequence[Any], printer: _Printe
             str(item.inputs.get("fabricName") or "Azure"),
         )
         _put(emu, path, {"properties": properties})
+    api = BackupApi(client, vault)
     for vm in vms:
-        path = item_path(vault, vm.container_name, vm.protected_item_name)
-        status, body = emu.raw_request("GET", f"{path}?api-version={PROVIDER_API_VERSION}")
-        state = (body or {}).get("properties", {}).get("protectionState") if status == 200 else f"HTTP {status}"
+        state = api.protected_item(vm).protection_state
         printer.line(f"protection of {vm.name}: {state} (Azure shows 'Warning (initial backup pending)')")
 
 

@@ -39,6 +39,11 @@ VaultKey = tuple[str, str, str]
 
 TERMINAL_JOB_STATES = ("Completed", "Failed", "Cancelled", "CompletedWithWarnings")
 
+#: ``lastBackupTime`` of an item that was never backed up. Azure does not omit the key: it answers this
+#: sentinel (reported in this project's issue 12 from real answers; no official example shows an
+#: IRPending item, so this is the one value here not backed by a spec file).
+NEVER_BACKED_UP = "2001-01-01T00:00:00Z"
+
 # Azure creates these with every vault, and ARM templates routinely point items at them.
 DEFAULT_POLICY: dict[str, Any] = {
     "backupManagementType": "AzureIaasVM",
@@ -104,6 +109,7 @@ class Item:
     policy_type: str
     data_id: str
     protection_state: str = "IRPending"
+    # Before the first backup: no status and the 2001-01-01 sentinel time (see NEVER_BACKED_UP).
     last_backup_status: str = ""
     health_status: str = "Passed"
     protection_status: str = "Healthy"
@@ -408,8 +414,8 @@ class State:
             "lastBackupStatus": item.last_backup_status,
             "protectedItemDataId": item.data_id,
         }
-        if item.last_backup_time is not None:
-            props["lastBackupTime"] = iso(item.last_backup_time)
+        # Azure answers a time before the first backup too: the 2001-01-01 sentinel, not an absent key.
+        props["lastBackupTime"] = NEVER_BACKED_UP if item.last_backup_time is None else iso(item.last_backup_time)
         if item.recovery_points:
             props["lastRecoveryPoint"] = iso(item.recovery_points[-1].time)
         return {"id": item.id, "name": item.name, "type": ITEM_TYPE, "properties": props}
@@ -574,12 +580,18 @@ class State:
                 RecoveryPoint(str(self._rng.randrange(10**13, 10**14)), job.start_time, consistency)
             )
             item.protection_state = "Protected"
-            item.last_backup_status = "Healthy"
+            # Compute_ProtectedItem_Get.json / BackupProtectedItems_List.json (2024-10-01, 2026-10-01):
+            # after a good backup lastBackupStatus is "Completed" (the job's status), protectionStatus
+            # "Healthy", healthStatus "Passed". CompletedWithWarnings is mirrored the same way (belief:
+            # no official example shows it).
+            item.last_backup_status = job.status
             item.protection_status = "Healthy"
             item.health_status = "Passed"
             item.last_backup_time = job.start_time
         elif job.status == "Failed":
-            item.last_backup_status = "Unhealthy"
+            # Belief (no official example of a failed item): lastBackupStatus mirrors the job status;
+            # healthStatus takes the spec's HealthStatus enum value ActionRequired (bms.json).
+            item.last_backup_status = "Failed"
             item.protection_status = "Unhealthy"
             item.health_status = "ActionRequired"
 

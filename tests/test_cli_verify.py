@@ -101,7 +101,7 @@ def test_all_vms_backed_up_exits_0_with_a_table_of_ok_rows(emu: Emulator, tmp_pa
         "POINT",
         "RESULT",
     ]
-    assert lines[1].split()[:4] == ["vm001", "rsv-test", "Protected", "Healthy"]
+    assert lines[1].split()[:4] == ["vm001", "rsv-test", "Protected", "Completed"]
     assert lines[1].endswith("  OK")
     assert lines[-1] == "2 of 2 VM(s) healthy"
 
@@ -130,7 +130,7 @@ def test_vm_whose_latest_backup_failed_exits_1_even_with_an_older_recovery_point
     code, out, _ = run(tmp_path, stack_outputs(vms))
 
     assert code == EXIT_UNHEALTHY
-    assert out.splitlines()[1].endswith("FAIL: last backup Unhealthy")
+    assert out.splitlines()[1].endswith("FAIL: last backup Failed; health ActionRequired")
 
 
 def test_vm_that_is_not_protected_at_all_exits_1(emu: Emulator, tmp_path: Path) -> None:

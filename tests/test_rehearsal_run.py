@@ -101,7 +101,7 @@ def test_failed_and_hung_backups_fail_the_rehearsal_naming_vm_job_and_azure_code
         "microsoft.compute/virtualmachines/vm-web-prod-01"
     ]
     row = next(line for line in out.splitlines() if line.startswith("vm-web-prod-02 "))
-    assert "Failed: UserErrorGuestAgentStatusUnavailable" in row and "IRPending/Unhealthy" in row
+    assert "Failed: UserErrorGuestAgentStatusUnavailable" in row and "IRPending/Failed" in row
     row = next(line for line in out.splitlines() if line.startswith("vm-api-prod-01 "))
     assert "timed out (InProgress)" in row
     assert out.rstrip().endswith(

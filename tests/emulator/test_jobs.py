@@ -80,7 +80,7 @@ def test_failed_job_shows_error_code_and_recommendations_in_job_details(env: Env
     assert any("VM agent" in r for r in error.recommendations)
     assert [t.status for t in job.properties.extended_info.tasks_list] == ["Failed", "NotStarted"]
     item = env.client.protected_items.get(VAULT, VAULT_RG, "Azure", container_for("web01"), item_for("web01"))
-    assert item.properties["lastBackupStatus"] == "Unhealthy"
+    assert item.properties["lastBackupStatus"] == "Failed"
     assert item.properties["protectionState"] == "IRPending"
     assert (
         list(env.client.recovery_points.list(VAULT, VAULT_RG, "Azure", container_for("web01"), item_for("web01"))) == []

@@ -34,6 +34,7 @@ from .names import (
     parse_item,
     parse_vm_id,
 )
+from .policy_rules import check_iaas_vm_policy
 
 VaultKey = tuple[str, str, str]
 
@@ -283,6 +284,7 @@ class State:
         if not isinstance(props, dict) or not props.get("backupManagementType"):
             raise invalid_input("Policy properties with a backupManagementType are required.")
         props = copy.deepcopy(props)
+        check_iaas_vm_policy(props)
         schedule = props.get("schedulePolicy")
         if isinstance(schedule, dict) and schedule.get("schedulePolicyType") == "SimpleSchedulePolicy":
             schedule.setdefault("scheduleWeeklyFrequency", 0)

@@ -19,7 +19,13 @@ from urllib.parse import quote, unquote
 from .errors import ApiError, invalid_input
 from .state import Job, Operation, State, Vault
 
-SUPPORTED_API_VERSIONS = ("2026-10-01", "2025-02-01", "2024-10-01")
+#: Stable api-versions of Microsoft.RecoveryServices backup with a spec in azure-rest-api-specs
+#: (recoveryservicesbackup .../stable/2024-10-01, 2025-02-01, 2025-08-01 and
+#: RecoveryServicesBackup/stable/2026-10-01); the SDK in requirements.txt sends 2026-10-01.
+SUPPORTED_API_VERSIONS = ("2026-10-01", "2025-08-01", "2025-02-01", "2024-10-01")
+#: Retry-After of every 202 in the official examples (TriggerBackup_Post.json, ConfigureProtection.json,
+#: ProtectedItem_Delete.json, TriggerCancelJob.json: "Retry-After": 60).
+AZURE_RETRY_AFTER = 60
 
 
 @dataclass
@@ -82,6 +88,12 @@ def match(method: str, path: str) -> Match | None:
         return m("jobs.list")
     if len(rest) == 2 and lrest[0] == "backupjobs" and method == "GET":
         return m("job.get", rest[1])
+    if len(rest) == 3 and lrest[0] == "backupjobs" and lrest[2] == "cancel" and method == "POST":
+        return m("job.cancel", rest[1])
+    if len(rest) == 4 and lrest[0] == "backupjobs" and lrest[2] == "operationresults" and method == "GET":
+        return m("job.operationResults.get", rest[1], rest[3])
+    if lrest == ["backupprotecteditems"] and method == "GET":
+        return m("items.list")
     if (
         len(rest) >= 6
         and lrest[0] == "backupfabrics"
@@ -127,6 +139,9 @@ class Router:
             "item.operationResults.get": self._item_operation_result,
             "jobs.list": self._jobs_list,
             "job.get": self._job_get,
+            "job.cancel": self._job_cancel,
+            "job.operationResults.get": self._job_operation_result,
+            "items.list": self._items_list,
             "recoveryPoints.list": self._rps_list,
             "recoveryPoint.get": self._rp_get,
         }
@@ -236,6 +251,29 @@ class Router:
     def _job_get(self, req: Request, found: Match) -> Response:
         return Response(200, self.state.get_job(self._vault(found), found.args[0]))
 
+    def _job_result_url(self, req: Request, vault: Vault, job: str, op_id: str) -> str:
+        version = req.query.get("api-version", SUPPORTED_API_VERSIONS[0])
+        return f"{req.base_url}{vault.id}/backupJobs/{job}/operationResults/{op_id}?api-version={version}"
+
+    def _job_cancel(self, req: Request, found: Match) -> Response:
+        """TriggerCancelJob.json: 202 with Location (no Azure-AsyncOperation) and Retry-After."""
+        vault = self._vault(found)
+        op = self.state.cancel_job(vault, found.args[0])
+        url = self._job_result_url(req, vault, found.args[0], op.op_id)
+        return Response(202, None, {"Location": url, "Retry-After": str(self.lro_retry_after)})
+
+    def _job_operation_result(self, req: Request, found: Match) -> Response:
+        """CancelJobOperationResult.json: 202 + Location while the job is Cancelling, then 204."""
+        vault = self._vault(found)
+        job, op_id = found.args
+        if self.state.cancel_result(vault, job, op_id) == "InProgress":
+            url = self._job_result_url(req, vault, job, op_id)
+            return Response(202, None, {"Location": url, "Retry-After": str(self.lro_retry_after)})
+        return Response(204)
+
+    def _items_list(self, req: Request, found: Match) -> Response:
+        return Response(200, {"value": self.state.list_items(self._vault(found))})
+
     # --- recovery points ------------------------------------------------
     def _rps_list(self, req: Request, found: Match) -> Response:
         return Response(200, {"value": self.state.list_recovery_points(self._vault(found), *found.args)})
@@ -244,13 +282,35 @@ class Router:
         return Response(200, self.state.get_recovery_point(self._vault(found), *found.args))
 
 
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+
+
 def check_api_version(version: str | None) -> None:
-    if version not in SUPPORTED_API_VERSIONS:
+    """ARM's three answers: no api-version, a malformed one, and one the provider does not serve.
+
+    Codes and wording follow ARM's errors (MissingApiVersionParameter, InvalidApiVersionParameter,
+    NoRegisteredProviderFound, as documented in learn.microsoft.com "Resolve errors for resource
+    provider registration" for the last); the exact message texts of the first two are beliefs.
+    """
+    if not version:
+        raise ApiError(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    if not _API_VERSION.match(version):
         raise ApiError(
             400,
             "InvalidApiVersionParameter",
-            f"The api-version '{version or ''}' is invalid. The supported versions are "
-            f"'{', '.join(SUPPORTED_API_VERSIONS)}'.",
+            f"The api-version '{version}' is invalid. "
+            f"The supported versions are '{', '.join(SUPPORTED_API_VERSIONS)}'.",
+        )
+    if version not in SUPPORTED_API_VERSIONS:
+        raise ApiError(
+            400,
+            "NoRegisteredProviderFound",
+            f"No registered resource provider found for API version '{version}' and type 'vaults'. "
+            f"The supported api-versions are '{', '.join(SUPPORTED_API_VERSIONS)}'.",
         )
 
 

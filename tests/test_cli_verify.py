@@ -325,4 +325,5 @@ def test_emulator_answers_the_never_backed_up_sentinel_before_the_first_backup(e
     )
     status, body = emu.raw_request("GET", path)
     assert status == 200
-    assert (body["properties"]["lastBackupTime"], body["properties"]["lastBackupStatus"]) == ("2001-01-01T00:00:00Z", "")
+    props = body["properties"]
+    assert (props["lastBackupTime"], props["lastBackupStatus"]) == ("2001-01-01T00:00:00Z", "")

@@ -179,7 +179,7 @@ def test_operation_stays_in_progress_for_operation_delay_then_reports_the_job() 
     from .conftest import SUB, policy_id, vm_id
 
     clock = ManualClock()
-    with Emulator(clock=clock, operation_delay=30, job_duration=60) as emu:
+    with Emulator(clock=clock, operation_delay=30, job_duration=60, lro_retry_after=0) as emu:
         emu.create_vault(SUB, VAULT_RG, VAULT)
         emu.add_vm(vm_id("web01"))
         env = Env(emu, clock, emu.client(SUB))
@@ -214,7 +214,7 @@ def test_real_time_clock_with_zero_duration_completes_jobs_immediately() -> None
 
     from .conftest import SUB, vm_id
 
-    with Emulator(job_duration=0.0) as emu:
+    with Emulator(job_duration=0.0, lro_retry_after=0) as emu:
         emu.create_vault(SUB, VAULT_RG, VAULT)
         emu.add_vm(vm_id("web01"))
         env = Env(emu, None, emu.client(SUB))  # type: ignore[arg-type]

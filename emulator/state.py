@@ -44,6 +44,8 @@ TERMINAL_JOB_STATES = ("Completed", "Failed", "Cancelled", "CompletedWithWarning
 #: sentinel (reported in this project's issue 12 from real answers; no official example shows an
 #: IRPending item, so this is the one value here not backed by a spec file).
 NEVER_BACKED_UP = "2001-01-01T00:00:00Z"
+#: endTime of an operation still InProgress (ProtectedItem_Delete_OperationStatus.json).
+OPERATION_NOT_ENDED = "0001-01-01T00:00:00.00000Z"
 
 # Azure creates these with every vault, and ARM templates routinely point items at them.
 DEFAULT_POLICY: dict[str, Any] = {
@@ -513,8 +515,13 @@ class State:
                 "status": status,
                 "startTime": iso(op.start_time),
             }
-            if status != "InProgress":
-                body["endTime"] = iso(op.start_time + dt.timedelta(seconds=self.operation_delay))
+            # ProtectedItem_Delete_OperationStatus.json: an InProgress operation carries .NET's
+            # DateTime.MinValue as its endTime, not an absent key.
+            body["endTime"] = (
+                OPERATION_NOT_ENDED
+                if status == "InProgress"
+                else iso(op.start_time + dt.timedelta(seconds=self.operation_delay))
+            )
             if status == "Failed" and op.error is not None:
                 body["error"] = {"code": op.error.code, "message": op.error.message}
             if status == "Succeeded" and op.job_id is not None:

@@ -91,6 +91,10 @@ DIFFERENCES: dict[str, dict[str, str]] = {
         "$status: 400 not in [200, 202]": "the example's retention times (08:00) differ from its schedule time "
         "(10:00); azurerm records that they must be the same, and the emulator refuses the body",
     },
+    "2026-10-01/IaaS_v2_daily.json": {
+        "$status: 400 not in [200, 202]": "the example's retention times (08:00) differ from its schedule time "
+        "(10:00); azurerm records that they must be the same, and the emulator refuses the body",
+    },
     "2024-10-01/BackupProtectedItems_List.json": {
         "$.value[0].properties.protectedItemType: 'Microsoft.Compute/virtualMachines' != "
         "'Microsoft.ClassicCompute/virtualMachines'": "the list example is a classic VM; the product protects ARM "
@@ -109,6 +113,13 @@ DIFFERENCES: dict[str, dict[str, str]] = {
     },
     "2024-10-01/ListJobsWithStartTimeAndEndTimeFilters.json": {
         "$.nextLink: missing": "the service cut its first page after two jobs; the emulator's page (50) holds both",
+    },
+    "2024-10-01/RecoveryPoints_List.json": {
+        "$.value[0].properties.recoveryPointMoveReadinessInfo.Archive: missing": "the example's first point uses an "
+        "older readiness key; the emulator keys it ArchivedRP like the example's other points and "
+        "RecoveryPoints_Get.json",
+        "$.value[0].properties.recoveryPointTierDetails[0].status: 'Valid' != 'Deleted'": "a fresh point's "
+        "snapshot (InstantRP) is still valid; the example's first point is past its instant-restore days",
     },
     "2024-10-01/RecoveryPoints_Get.json": {
         "$.properties.recoveryPointTierDetails[0].type: 'InstantRP' != 'HardenedRP'": "a fresh point also has its "
@@ -427,6 +438,12 @@ def _job_cancel_result(r: Replay, ex: dict[str, Any]) -> tuple[int, dict[str, st
     return r.emu.raw_exchange("GET", urlsplit(headers["Location"]).path + r.query())
 
 
+def _rp_list(r: Replay, ex: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    r.emu.faults.warn_next_job(r.params["protectedItemName"])  # the example's points are CrashConsistent
+    r.backed_up()
+    return r.send("GET", f"{r.item_path}/recoveryPoints")
+
+
 def _rp_get(r: Replay, ex: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
     r.emu.faults.warn_next_job(r.params["protectedItemName"])  # the example's point is CrashConsistent
     r.backed_up()
@@ -452,6 +469,7 @@ SCENARIOS: dict[str, Scenario] = {
     "JobCancellations_Trigger": _job_cancel,
     "JobOperationResults_Get": _job_cancel_result,
     "RecoveryPoints_Get": _rp_get,
+    "RecoveryPoints_List": _rp_list,
 }
 #: Examples whose request filters on 2016-2017 dates are replayed on a clock starting at their jobs' date.
 EXAMPLE_EPOCH = dt.datetime(2017, 8, 3, 5, 30, tzinfo=dt.UTC)

@@ -269,7 +269,7 @@ class Replay:
             }
         else:
             schedule = {"schedulePolicyType": "SimpleSchedulePolicy", "scheduleRunFrequency": "Daily",
-                        "scheduleRunTimes": [time]}  # fmt: skip
+                        "scheduleRunTimes": [time]}
         retention = {"retentionTimes": [time], "retentionDuration": {"count": 7, "durationType": "Days"}}
         props = {
             "backupManagementType": "AzureIaasVM",
@@ -334,7 +334,7 @@ def _vault_get(r: Replay, ex: dict[str, Any]) -> tuple[int, dict[str, str], Any]
     keys = ("publicNetworkAccess", "monitoringSettings", "securitySettings", "redundancySettings")
     writable = {k: props[k] for k in keys}
     body = {"location": "West US", "sku": {"name": "Standard"}, "tags": {"TestUpdatedKey": "TestUpdatedValue"},
-            "identity": {"type": "SystemAssigned"}, "properties": writable}  # fmt: skip
+            "identity": {"type": "SystemAssigned"}, "properties": writable}
     r.ok("PUT", r.vault_path, body)
     return r.send("GET", r.vault_path)
 
@@ -350,7 +350,7 @@ def _policy_get(r: Replay, ex: dict[str, Any]) -> tuple[int, dict[str, str], Any
     of 7 and retention times aligned with the schedule, see DIFFERENCES), then GET it."""
     r.vault()
     props = {k: v for k, v in ex["responses"]["200"]["body"]["properties"].items()
-             if k not in ("protectedItemsCount", "resourceGuardOperationRequests")}  # fmt: skip
+             if k not in ("protectedItemsCount", "resourceGuardOperationRequests")}
     props = json.loads(json.dumps(props))
     schedule = props["schedulePolicy"]
     times = schedule.get("scheduleRunTimes") or schedule["dailySchedule"]["scheduleRunTimes"]

@@ -339,3 +339,14 @@ def test_enforced_throttling_answers_429_with_retry_after_per_subscription(env: 
     assert body["error"]["code"] == "SubscriptionRequestsThrottled"
     assert other_sub == 404  # its own bucket: not throttled, just no such vault
     assert recovered == 200
+
+
+def test_the_sdk_client_the_product_uses_rides_out_enforced_throttling() -> None:
+    """Real time: the SDK sleeps the 429's Retry-After (1 s here) and the bucket refills meanwhile."""
+    with Emulator(throttling=True, lro_retry_after=0) as emu:
+        emu.create_vault(SUB, VAULT_RG, VAULT)
+        emu.throttle.limits["reads"] = BucketLimit(2, 2.0)
+        client = emu.client(SUB)
+        names = [client.protection_policies.get(VAULT, VAULT_RG, "DefaultPolicy").name for _ in range(4)]
+        assert names == ["DefaultPolicy"] * 4
+        assert emu.counts["policy.get"] > 4  # at least one 429 was answered and retried

@@ -23,6 +23,12 @@ from .state import Job, Operation, State, Vault
 #: (recoveryservicesbackup .../stable/2024-10-01, 2025-02-01, 2025-08-01 and
 #: RecoveryServicesBackup/stable/2026-10-01); the SDK in requirements.txt sends 2026-10-01.
 SUPPORTED_API_VERSIONS = ("2026-10-01", "2025-08-01", "2025-02-01", "2024-10-01")
+#: Vaults version their API apart from backup: recoveryservices main.tsp (azure-rest-api-specs,
+#: RecoveryServices/main.tsp, commit 1054bbbc) lists 2025-02-01 ... 2026-05-01; 2024-10-01 is the
+#: stable/2024-10-01 folder of specification/recoveryservices. Whether the vault type also answers the
+#: backup-only versions (2026-10-01) is not documented; the emulator accepts them rather than refuse a
+#: request Azure may serve.
+VAULT_API_VERSIONS = ("2026-10-01", "2026-05-01", "2026-02-01", "2026-01-01", "2025-08-01", "2025-02-01", "2024-10-01")
 #: Retry-After of every 202 in the official examples (TriggerBackup_Post.json, ConfigureProtection.json,
 #: ProtectedItem_Delete.json, TriggerCancelJob.json: "Retry-After": 60).
 AZURE_RETRY_AFTER = 60
@@ -147,7 +153,9 @@ class Router:
         }
 
     def handle(self, req: Request, found: Match) -> Response:
-        check_api_version(req.query.get("api-version"))
+        kind = _RESOURCE_TYPES.get(found.route.split(".", 1)[0], "vaults")
+        supported = VAULT_API_VERSIONS if kind == "vaults" else SUPPORTED_API_VERSIONS
+        check_api_version(req.query.get("api-version"), supported, kind)
         return self._handlers[found.route](req, found)
 
     # --- helpers --------------------------------------------------------
@@ -285,7 +293,23 @@ class Router:
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
 
-def check_api_version(version: str | None) -> None:
+_RESOURCE_TYPES = {
+    "vault": "vaults",
+    "policy": "vaults/backupPolicies",
+    "item": "vaults/backupFabrics/protectionContainers/protectedItems",
+    "items": "vaults/backupProtectedItems",
+    "backup": "vaults/backupFabrics/protectionContainers/protectedItems/backup",
+    "backupOperations": "vaults/backupOperations",
+    "jobs": "vaults/backupJobs",
+    "job": "vaults/backupJobs",
+    "recoveryPoints": "vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints",
+    "recoveryPoint": "vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints",
+}
+
+
+def check_api_version(
+    version: str | None, supported: tuple[str, ...] = SUPPORTED_API_VERSIONS, resource_type: str = "vaults"
+) -> None:
     """ARM's three answers: no api-version, a malformed one, and one the provider does not serve.
 
     Codes and wording follow ARM's errors (MissingApiVersionParameter, InvalidApiVersionParameter,
@@ -302,15 +326,14 @@ def check_api_version(version: str | None) -> None:
         raise ApiError(
             400,
             "InvalidApiVersionParameter",
-            f"The api-version '{version}' is invalid. "
-            f"The supported versions are '{', '.join(SUPPORTED_API_VERSIONS)}'.",
+            f"The api-version '{version}' is invalid. The supported versions are '{', '.join(supported)}'.",
         )
-    if version not in SUPPORTED_API_VERSIONS:
+    if version not in supported:
         raise ApiError(
             400,
             "NoRegisteredProviderFound",
-            f"No registered resource provider found for API version '{version}' and type 'vaults'. "
-            f"The supported api-versions are '{', '.join(SUPPORTED_API_VERSIONS)}'.",
+            f"No registered resource provider found for API version '{version}' and type '{resource_type}'. "
+            f"The supported api-versions are '{', '.join(supported)}'.",
         )
 
 

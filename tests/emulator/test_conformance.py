@@ -74,6 +74,10 @@ DIFFERENCES: dict[str, dict[str, str]] = {
         "$.tags.TestUpdatedKey: missing": "the example's response carries a tag its request never sent; the "
         "emulator answers the tags that were PUT",
     },
+    "2026-02-01/PUTVault_WithRedundancySettings.json": {
+        "$.tags.TestUpdatedKey: missing": "the example's response carries a tag its request never sent; the "
+        "emulator answers the tags that were PUT",
+    },
     "2024-10-01/GETVault.json": {
         "$.properties.privateEndpointConnections: missing": "private endpoints are not modelled (the product "
         "disables public network access but creates no private endpoint)",

@@ -268,11 +268,15 @@ def test_unsupported_api_version_is_rejected(env: Env) -> None:
     status, body = env.emu.raw_request("GET", f"{VAULT_PATH}?api-version=2016-12-01")
     assert status == 400
     assert body["error"]["code"] == "NoRegisteredProviderFound"
-    assert "The supported api-versions are '2026-10-01, 2025-08-01, 2025-02-01, 2024-10-01'" in body["error"]["message"]
+    assert "API version '2016-12-01' and type 'vaults'" in body["error"]["message"]
     client = env.emu.client(SUB, api_version="2019-05-13")
     with pytest.raises(HttpResponseError) as err:
         client.protection_policies.get(VAULT, VAULT_RG, "DefaultPolicy")
     assert err.value.error is not None and err.value.error.code == "NoRegisteredProviderFound"
+    assert err.value.error.message == (
+        "No registered resource provider found for API version '2019-05-13' and type 'vaults/backupPolicies'. "
+        "The supported api-versions are '2026-10-01, 2025-08-01, 2025-02-01, 2024-10-01'."
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,406 @@
+"""Bad input never ends in a traceback or a silent default (issue 14): every wrong key, type, shape
+and encoding of the stack config and the stack file becomes one listed problem, with the exact
+message a person reads."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.config import STACK_KEYS, StackSettings, parse_config_values
+from components.mock_preview import RecordingMocks, evaluate, load_stack_config
+from components.program import StackConfigError, deploy, load_settings
+from components.validation import ValidationError, check_backup_time, check_vm_id, parse_vault_id
+from rehearsal.run import RehearsalOptions, rehearse
+
+NS = "protected-vm"
+SUB = "11111111-2222-3333-4444-555555555555"
+VM = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-01"
+VAULT_ID = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv-test"
+VALID: dict[str, Any] = {
+    "vault": {"name": "rsv-test", "resourceGroup": "rg-backup"},
+    "policy": {"name": "pol-test", "type": "Standard", "retention": {"daily": 7}},
+    "vms": [VM],
+    "initialBackup": {"verify": "completed"},
+}
+KNOWN = "known settings are protected-vm:initialBackup, protected-vm:policy, protected-vm:vault, protected-vm:vms"
+VM_SHAPE = "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>"
+
+
+def engine_config(**overrides: str | None) -> dict[str, str]:
+    """The flat map the engine hands the program: structured values as JSON text; ``None`` drops a key."""
+    config = {f"{NS}:{key}": json.dumps(value) for key, value in VALID.items()}
+    config["azure-native:location"] = "westeurope"  # another namespace: never ours to judge
+    for key, text in overrides.items():
+        if text is None:
+            config.pop(f"{NS}:{key}", None)
+        else:
+            config[f"{NS}:{key}"] = text
+    return config
+
+
+def problems_of(config: dict[str, str]) -> list[str]:
+    with pytest.raises(ValidationError) as caught:
+        parse_config_values(config, NS)
+    return caught.value.problems
+
+
+def test_the_valid_engine_config_parses() -> None:
+    settings = parse_config_values(engine_config(), NS)
+    assert (settings.vault.name, settings.policy.policy_type, len(settings.vms)) == ("rsv-test", "V1", 1)
+
+
+# --- 1. config: keys, types, shapes ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"initialbackup": '{"verify": "none"}'},
+            [f"protected-vm:initialbackup is not a known setting: {KNOWN}; did you mean protected-vm:initialBackup?"],
+        ),
+        (
+            {"vmss": json.dumps([VM])},
+            [f"protected-vm:vmss is not a known setting: {KNOWN}; did you mean protected-vm:vms?"],
+        ),
+        ({"Vault": "{}"}, [f"protected-vm:Vault is not a known setting: {KNOWN}; did you mean protected-vm:vault?"]),
+        ({"retention": "7"}, [f"protected-vm:retention is not a known setting: {KNOWN}"]),
+        (
+            {"vault": json.dumps({**VALID["vault"], "softDeleteState": "Disabled"})},
+            [
+                "vault.softDeleteState is not a known setting: known settings are crossRegionRestore, existingId, "
+                "immutability, location, name, publicNetworkAccess, resourceGroup, softDelete, "
+                "softDeleteRetentionDays, storageRedundancy; did you mean softDelete?"
+            ],
+        ),
+    ],
+    ids=["initialbackup-lowercase", "vmss", "Vault-capitalised", "retention-at-top-level", "nested-typo"],
+)
+def test_unknown_keys_are_errors_with_a_did_you_mean_hint(overrides: dict[str, str], expected: list[str]) -> None:
+    assert problems_of(engine_config(**overrides)) == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"vault": "5"}, ["vault = 5 must be an object"]),
+        ({"vault": '"rsv-test"'}, ["vault = 'rsv-test' must be an object"]),
+        ({"policy": '["pol-test"]'}, ["policy = ['pol-test'] must be an object"]),
+        ({"vms": VM}, [f"vms = {VM!r} must be a non-empty list of virtual machine resource ids"]),
+        ({"vms": "[]"}, ["vms = [] must be a non-empty list of virtual machine resource ids"]),
+        ({"vms": None}, ["vms is required: a non-empty list of virtual machine resource ids"]),
+        ({"vms": "[5]"}, [f"vms[0] = 5 is not a virtual machine resource id: expected {VM_SHAPE}"]),
+        (
+            {"vms": json.dumps([VM + "\n"])},
+            [f"vms[0] = {VM + chr(10)!r} is not a virtual machine resource id: expected {VM_SHAPE}"],
+        ),
+        ({"initialBackup": "completed"}, ["initialBackup = 'completed' must be an object"]),
+        ({"initialBackup": "true"}, ["initialBackup = True must be an object"]),
+        (
+            {"vault": json.dumps({**VALID["vault"], "location": 5})},
+            ["vault.location = 5 must be a string (an Azure region such as westeurope)"],
+        ),
+        (
+            {"vault": '{"existingId": 5}'},
+            [
+                "vault.existingId = 5 is not a Recovery Services vault id: expected "
+                "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.RecoveryServices/vaults/<name>"
+            ],
+        ),
+        (
+            {"vault": json.dumps({"existingId": VAULT_ID + "\n"})},
+            [
+                f"vault.existingId = {VAULT_ID + chr(10)!r} is not a Recovery Services vault id: expected "
+                "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.RecoveryServices/vaults/<name>"
+            ],
+        ),
+        (
+            {"vault": json.dumps({**VALID["vault"], "name": 7})},
+            ["vault.name = 7 must be a string"],
+        ),
+        (
+            {"policy": json.dumps({**VALID["policy"], "schedule": "daily"})},
+            ["policy.schedule = 'daily' must be an object"],
+        ),
+        (
+            {"policy": json.dumps({**VALID["policy"], "schedule": {"time": "23:00\n"}})},
+            ["policy.schedule.time = '23:00\\n' must be a time as HH:MM (on :00 or :30)"],
+        ),
+        (
+            {"initialBackup": '{"timeoutMinutes": "60"}'},
+            ["initialBackup.timeoutMinutes = '60' must be a whole number from 1 to 1440 minutes"],
+        ),
+        (
+            {"initialBackup": '{"pollSeconds": NaN, "retainDays": 1e400}'},
+            [
+                "initialBackup.retainDays = inf must be a whole number from 1 to 36135 days",
+                "initialBackup.pollSeconds = nan must be a whole number from 5 to 600 seconds",
+            ],
+        ),
+        ({"policy": "[" * 100_000 + "]" * 100_000}, ["policy is nested too deeply to be a setting of this project"]),
+    ],
+    ids=[
+        "vault-number",
+        "vault-string",
+        "policy-list",
+        "vms-plain-string",
+        "vms-empty",
+        "vms-missing",
+        "vms-number-item",
+        "vm-id-trailing-newline",
+        "initialBackup-plain-string",
+        "initialBackup-bool",
+        "vault-location-number",
+        "vault-existingId-number",
+        "vault-existingId-trailing-newline",
+        "vault-name-number",
+        "schedule-string",
+        "time-trailing-newline",
+        "timeout-as-text",
+        "nan-and-inf",
+        "deeply-nested",
+    ],
+)
+def test_wrong_types_and_shapes_are_listed_problems_naming_the_setting(
+    overrides: dict[str, str | None], expected: list[str]
+) -> None:
+    assert problems_of(engine_config(**overrides)) == expected
+
+
+def test_id_and_time_patterns_reject_a_trailing_newline_that_dollar_would_accept() -> None:
+    assert check_vm_id(VM) == []
+    assert check_vm_id(VM + "\n") != []
+    with pytest.raises(ValidationError):
+        parse_vault_id(VAULT_ID + "\n")
+    assert check_backup_time("23:00", "t") == []
+    assert check_backup_time("23:00\n", "t") != []
+
+
+def test_every_problem_of_every_section_is_listed_in_one_error() -> None:
+    problems = problems_of(engine_config(vault="5", vmss="[]", initialBackup="completed"))
+    assert problems == [
+        f"protected-vm:vmss is not a known setting: {KNOWN}; did you mean protected-vm:vms?",
+        "vault = 5 must be an object",
+        "initialBackup = 'completed' must be an object",
+    ]
+
+
+def test_the_program_reads_every_key_of_the_namespace_and_fails_preview_with_one_clean_run_error() -> None:
+    config = engine_config(initialbackup='{"verify": "none"}', vault="5")
+    mocks = RecordingMocks()
+    with pytest.raises(StackConfigError) as caught:
+        evaluate(deploy, config, "dev", preview=True, mocks=mocks)
+    # RunError: the language host prints str(error) alone, no traceback.
+    assert isinstance(caught.value, pulumi.RunError) and isinstance(caught.value, ValidationError)
+    assert str(caught.value) == (
+        "invalid protected-vm configuration:\n"
+        f"  - protected-vm:initialbackup is not a known setting: {KNOWN}; did you mean protected-vm:initialBackup?\n"
+        "  - vault = 5 must be an object"
+    )
+    assert mocks.resources == []
+
+
+def test_load_settings_takes_the_flat_map_directly() -> None:
+    assert isinstance(load_settings(engine_config()), StackSettings)
+    with pytest.raises(StackConfigError, match="vms is required"):
+        load_settings(engine_config(vms=None))
+
+
+# --- 1b. the rehearsal's stack-file reader -----------------------------------------------------
+
+STACK_CASES: list[tuple[str, bytes, list[str]]] = [
+    (
+        "yaml-syntax",
+        b"config:\n  protected-vm:vms: [\n",
+        ["Pulumi.bad.yaml is not valid YAML: expected the node content, but found '<stream end>' at line 3, column 1"],
+    ),
+    (
+        "tab-indent",
+        b"config:\n\tprotected-vm:vms: []\n",
+        ["Pulumi.bad.yaml is not valid YAML: found character '\\t' that cannot start any token at line 2, column 1"],
+    ),
+    (
+        "not-utf8",
+        b"config:\n  protected-vm:vault:\n    name: rsv-\xe9t\xe9\n",
+        ["Pulumi.bad.yaml is not UTF-8 text: byte 0xe9 on line 3 cannot be decoded"],
+    ),
+    (
+        "top-level-list",
+        b"- config\n- vms\n",
+        ["Pulumi.bad.yaml must be a mapping with a 'config:' section, got a list at the top level"],
+    ),
+    (
+        "top-level-scalar",
+        b"protected-vm\n",
+        ["Pulumi.bad.yaml must be a mapping with a 'config:' section, got a string at the top level"],
+    ),
+    (
+        "config-list",
+        b"config:\n  - protected-vm:vms\n",
+        ["Pulumi.bad.yaml: 'config' must be a mapping of settings, got a list"],
+    ),
+    (
+        "duplicate-top-key",
+        b"config:\n  protected-vm:vms: [a]\n  protected-vm:vms: [b]\n",
+        [
+            "Pulumi.bad.yaml: key 'protected-vm:vms' is repeated on line 3 (first on line 2): "
+            "YAML would silently keep only the last value"
+        ],
+    ),
+    (
+        "duplicate-nested-key-and-no-namespace",
+        b"config:\n  vault: {}\n  protected-vm:policy:\n    name: a\n    name: b\n",
+        [
+            "Pulumi.bad.yaml: key 'name' is repeated on line 5 (first on line 4): "
+            "YAML would silently keep only the last value",
+            "Pulumi.bad.yaml: config key 'vault' is not of the form <namespace>:<name>, e.g. protected-vm:vault",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("content", "expected"), [c[1:] for c in STACK_CASES], ids=[c[0] for c in STACK_CASES])
+def test_stack_file_reader_lists_encoding_syntax_shape_and_duplicate_problems(
+    tmp_path: Path, content: bytes, expected: list[str]
+) -> None:
+    (tmp_path / "Pulumi.bad.yaml").write_bytes(content)
+    with pytest.raises(ValidationError) as caught:
+        load_stack_config("bad", tmp_path)
+    assert caught.value.problems == expected
+
+
+def test_stack_file_reader_accepts_merge_keys_and_the_legacy_config_key_form(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.ok.yaml").write_text(
+        "base: &base {name: rsv-test}\n"
+        "config:\n"
+        "  protected-vm:config:vault: {<<: *base, resourceGroup: rg-backup}\n"
+        "  protected-vm:note: 2024-01-31\n"
+    )
+    assert load_stack_config("ok", tmp_path) == {
+        "protected-vm:vault": '{"name": "rsv-test", "resourceGroup": "rg-backup"}',
+        "protected-vm:note": '"2024-01-31"',
+    }
+
+
+@pytest.mark.parametrize(("content", "expected"), [c[1:] for c in STACK_CASES[:3]], ids=[c[0] for c in STACK_CASES[:3]])
+def test_rehearsal_exits_2_with_the_stack_file_problem_listed(
+    tmp_path: Path, content: bytes, expected: list[str]
+) -> None:
+    (tmp_path / "Pulumi.bad.yaml").write_bytes(content)
+    out = _Out()
+    report = rehearse(RehearsalOptions(stack="bad", stacks_dir=tmp_path), out)
+    assert report.exit_code == 2
+    assert f"stack bad has invalid configuration (1 problem(s)):\n  - {expected[0]}\n" in out.text
+
+
+def test_rehearsal_exits_2_on_an_unknown_top_level_key(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.typo.yaml").write_text(
+        "config:\n"
+        "  protected-vm:vault: {name: rsv-test, resourceGroup: rg-backup}\n"
+        "  protected-vm:policy: {name: pol, type: Standard, retention: {daily: 7}}\n"
+        f"  protected-vm:vms: [{VM}]\n"
+        "  protected-vm:initialbackup: {verify: none}\n"
+    )
+    out = _Out()
+    report = rehearse(RehearsalOptions(stack="typo", stacks_dir=tmp_path), out)
+    assert report.exit_code == 2
+    assert (
+        f"  - protected-vm:initialbackup is not a known setting: {KNOWN}; did you mean protected-vm:initialBackup?"
+        in out.text
+    )
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+# --- 4. fuzz: random shapes and types never raise anything but ValidationError -----------------
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    kinds = ["null", "bool", "int", "float", "str", "list", "dict"] if depth < 4 else ["null", "int", "str"]
+    kind = rng.choice(kinds)
+    if kind == "null":
+        return None
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind == "int":
+        return rng.choice([0, -1, 1, 5, 7, 30, 9999, 10**30, rng.randint(-(10**6), 10**6)])
+    if kind == "float":
+        return rng.choice([0.5, 7.0, -3.25, 1e308, float("inf"), float("nan")])
+    if kind == "str":
+        return rng.choice(["", " ", "Daily", "V2", "23:00", "completed", VM, VM + "\n", "\x00", "é", "x" * 300])
+    if kind == "list":
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    keys = ["name", "type", "schedule", "retention", "daily", "weekly", "count", "days", "verify", "existingId", "zz"]
+    return {rng.choice(keys): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+
+
+def _mutate(rng: random.Random, value: Any) -> Any:
+    """Replace one random node of ``value`` (a valid section) with a random value."""
+    if isinstance(value, dict) and value and rng.random() < 0.7:
+        key = rng.choice(sorted(value))
+        return {**value, key: _mutate(rng, value[key])}
+    if isinstance(value, list) and value and rng.random() < 0.7:
+        index = rng.randrange(len(value))
+        return [*value[:index], _mutate(rng, value[index]), *value[index + 1 :]]
+    return _random_value(rng)
+
+
+def test_fuzzed_engine_config_only_ever_raises_validation_error() -> None:
+    rng = random.Random(14)
+    outcomes = {"parsed": 0, "rejected": 0}
+    for _ in range(3000):
+        config: dict[str, str] = {}
+        for key in STACK_KEYS:
+            roll = rng.random()
+            if roll < 0.05:
+                continue
+            value = VALID[key] if roll < 0.6 else _mutate(rng, VALID[key]) if roll < 0.9 else _random_value(rng)
+            text = json.dumps(value) if rng.random() < 0.9 else str(value)
+            config[f"{NS}:{key}"] = text
+        if rng.random() < 0.1:
+            config[f"{NS}:{rng.choice(['vmss', 'initialbackup', 'x'])}"] = "1"
+        try:
+            parse_config_values(config, NS)
+            outcomes["parsed"] += 1
+        except ValidationError as error:
+            assert error.problems and all(isinstance(p, str) and p for p in error.problems)
+            outcomes["rejected"] += 1
+    # Both branches are exercised, so the loop proves something either way.
+    assert outcomes["parsed"] > 100 and outcomes["rejected"] > 1500, outcomes
+
+
+def test_fuzzed_stack_files_only_ever_raise_validation_error(tmp_path: Path) -> None:
+    rng = random.Random(1414)
+    original = (Path(__file__).resolve().parent.parent / "stacks" / "Pulumi.prod.yaml").read_bytes()
+    path = tmp_path / "Pulumi.fuzz.yaml"
+    rejected = 0
+    for _ in range(300):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 8)):
+            position = rng.randrange(len(data))
+            data[position : position + rng.randint(0, 3)] = bytes(
+                rng.choice(b":-[]{}&*!|>'\"#%@`\t\n \xff\xc3ab0") for _ in range(rng.randint(0, 3))
+            )
+        path.write_bytes(bytes(data))
+        try:
+            load_stack_config("fuzz", tmp_path)
+        except ValidationError as error:
+            assert error.problems
+            rejected += 1
+    assert rejected > 30

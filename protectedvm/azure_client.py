@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -306,6 +307,59 @@ def error_code(error: Exception) -> str:
         code = getattr(error.error, "code", None) if error.error is not None else None
         return str(code or f"HTTP{error.status_code}")
     return type(error).__name__
+
+
+def describe_error(error: Exception) -> str:
+    """One line a person can act on: ``HTTP 429 TooManyRequests: <Azure's message>``, or for a
+    request that never got an answer, which host could not be reached and why."""
+    if isinstance(error, HttpResponseError):
+        code = error_code(error)
+        status = f"HTTP {error.status_code} " if error.status_code else ""
+        message = _first_line(getattr(error.error, "message", None) if error.error is not None else None)
+        if not message:
+            message = _first_line(getattr(error, "reason", None))
+        prefix = status if code == f"HTTP{error.status_code}" else f"{status}{code}"
+        return f"{prefix.strip()}: {message}" if message else prefix.strip()
+    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+        host = _error_host(error) or "the Azure endpoint"
+        reason = _connection_reason(str(error))
+        if isinstance(error, ServiceRequestError):
+            return f"cannot reach {host}: {reason}"
+        return f"no response from {host} (connection dropped after the request was sent): {reason}"
+    return f"{type(error).__name__}: {_first_line(str(error))}".rstrip(": ")
+
+
+def _first_line(text: object) -> str:
+    lines = str(text or "").strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _error_host(error: Exception) -> str | None:
+    """The host of the request that failed, from the transport's own exception (requests keeps it)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        request = getattr(current, "request", None)
+        url = getattr(request, "url", None)
+        if isinstance(url, str) and url:
+            netloc = urllib.parse.urlparse(url).netloc
+            if netloc:
+                return netloc
+        current = getattr(current, "inner_exception", None) or current.__cause__ or current.__context__
+    return None
+
+
+def _connection_reason(text: str) -> str:
+    """``...Failed to establish a new connection: [Errno 111] Connection refused"))`` -> ``Connection
+    refused``: urllib3's wrapping names the whole URL, which the host already says."""
+    for marker in ("Failed to establish a new connection: ", "Failed to resolve ", "SSLError(", "Caused by "):
+        index = text.rfind(marker)
+        if index >= 0:
+            reason = text[index + len(marker) :]
+            reason = re.sub(r"[\"') ]+$", "", re.sub(r"^\[Errno -?\d+\] ", "", reason))
+            return _first_line(reason)[:200] or _first_line(text)[:200]
+    return _first_line(text)[:200]
 
 
 def retry_after_seconds(error: Exception) -> float | None:

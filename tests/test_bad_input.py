@@ -4,8 +4,13 @@ message a person reads."""
 
 from __future__ import annotations
 
+import io
 import json
 import random
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +21,10 @@ from components.config import STACK_KEYS, StackSettings, parse_config_values
 from components.mock_preview import RecordingMocks, evaluate, load_stack_config
 from components.program import StackConfigError, deploy, load_settings
 from components.validation import ValidationError, check_backup_time, check_vm_id, parse_vault_id
+from emulator import Emulator, ManualClock, StaticTokenCredential
+from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi, RetrySettings, make_sdk_client
+from protectedvm.cli import main as cli_main
+from protectedvm.ids import VaultRef, VmRef
 from rehearsal.run import RehearsalOptions, rehearse
 
 NS = "protected-vm"
@@ -404,3 +413,201 @@ def test_fuzzed_stack_files_only_ever_raise_validation_error(tmp_path: Path) -> 
             assert error.problems
             rejected += 1
     assert rejected > 30
+
+
+# --- 2. CLI: bad arguments and input files exit 2 with one error line; unhealthy VMs exit 1 -----
+
+CLI_PROG = "python -m protectedvm verify"
+
+
+def _verify(argv: list[str], stdin: str = "", **kwargs: Any) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_main(["verify", *argv], stdin=io.StringIO(stdin), stdout=out, stderr=err, **kwargs)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _outputs_entry(vm: VmRef, vault: VaultRef) -> dict[str, str]:
+    return {"vmId": vm.vm_id, "vaultId": vault.id}
+
+
+CLI_VM = VmRef.from_id(VM)
+CLI_VAULT = VaultRef.from_id(VAULT_ID)
+GOOD_ENTRY = json.dumps({"protectedVms": [_outputs_entry(CLI_VM, CLI_VAULT)]})
+
+FILE_CASES: list[tuple[str, bytes | None, str]] = [
+    ("missing-file", None, "error: cannot read {path}: No such file or directory"),
+    ("not-json", b"Outputs:\n  vaultId: x\n", "error: {path} is not JSON: Expecting value at line 1 column 1"),
+    ("not-utf8", b'{"protectedVms": "\xff"}', "error: {path} is not UTF-8 text: byte 0xff at offset 18"),
+    (
+        "deeply-nested",
+        b"[" * 100_000 + b"]" * 100_000,
+        "error: {path} is nested too deeply to be `pulumi stack output --json`",
+    ),
+    (
+        "huge-integer",
+        b'{"n": ' + b"7" * 5000 + b"}",
+        "error: {path} is not usable JSON: Exceeds the limit (4300 digits) for integer string conversion: "
+        "value has 5000 digits; use sys.set_int_max_str_digits() to increase the limit",
+    ),
+    (
+        "top-level-list",
+        b"[]",
+        "error: {path} must hold a JSON object (the output of `pulumi stack output --json`), got a list",
+    ),
+    (
+        "no-protectedVms",
+        b'{"vaultId": "x"}',
+        "error: the stack outputs have no non-empty 'protectedVms' list (outputs: vaultId)",
+    ),
+    (
+        "entry-not-object",
+        b'{"protectedVms": [5]}',
+        "error: protectedVms[0] must be an object with vmId and vaultId, got 5",
+    ),
+    ("entry-without-vaultId", b'{"protectedVms": [{"vmId": "x"}]}', "error: protectedVms[0] has no vaultId"),
+    (
+        "vm-id-trailing-newline",
+        json.dumps({"protectedVms": [{"vmId": VM + "\n", "vaultId": VAULT_ID}]}).encode(),
+        f"error: protectedVms[0] is not usable: {VM + chr(10)!r} is not a virtual machine id: expected "
+        "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>",
+    ),
+    (
+        "vault-id-number",
+        json.dumps({"protectedVms": [{"vmId": VM, "vaultId": 5}]}).encode(),
+        "error: protectedVms[0] is not usable: 5 is not a Recovery Services vault id: expected "
+        "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.RecoveryServices/vaults/<name>",
+    ),
+]
+
+
+@pytest.mark.parametrize(("content", "expected"), [c[1:] for c in FILE_CASES], ids=[c[0] for c in FILE_CASES])
+def test_unusable_stack_outputs_file_exits_2_with_one_error_line(
+    tmp_path: Path, content: bytes | None, expected: str
+) -> None:
+    path = tmp_path / "outputs.json"
+    if content is not None:
+        path.write_bytes(content)
+    code, out, err = _verify(["--stack-outputs", str(path)])
+    assert (code, out, err) == (2, "", expected.format(path=path) + "\n")
+
+
+def test_unusable_stdin_is_named_as_stdin() -> None:
+    assert _verify(["--stack-outputs", "-"], stdin="nope") == (
+        2,
+        "",
+        "error: stdin is not JSON: Expecting value at line 1 column 1\n",
+    )
+
+
+def test_a_directory_given_as_the_outputs_file_exits_2(tmp_path: Path) -> None:
+    assert _verify(["--stack-outputs", str(tmp_path)]) == (2, "", f"error: cannot read {tmp_path}: Is a directory\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["--max-age-hours", "nan"],
+            "argument --max-age-hours: 'nan' is out of range: allowed more than 0 and at most 876000",
+        ),
+        (
+            ["--max-age-hours", "inf"],
+            "argument --max-age-hours: 'inf' is out of range: allowed more than 0 and at most 876000",
+        ),
+        (
+            ["--max-age-hours", "1e308"],
+            "argument --max-age-hours: '1e308' is out of range: allowed more than 0 and at most 876000",
+        ),
+        (
+            ["--max-age-hours", "-1"],
+            "argument --max-age-hours: '-1' is out of range: allowed more than 0 and at most 876000",
+        ),
+        (
+            ["--max-age-hours", "0"],
+            "argument --max-age-hours: '0' is out of range: allowed more than 0 and at most 876000",
+        ),
+        (["--max-age-hours", "a day"], "argument --max-age-hours: 'a day' is not a number of hours"),
+        (["--workers", "0"], "argument --workers: 0 is out of range: allowed 1-256"),
+        (["--workers", "many"], "argument --workers: 'many' is not a whole number"),
+        (["--format", "yaml"], "argument --format: invalid choice: 'yaml' (choose from 'table', 'json')"),
+    ],
+    ids=["nan", "inf", "1e308", "negative", "zero", "text", "workers-0", "workers-text", "format"],
+)
+def test_bad_arguments_exit_2_with_one_error_line(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _verify(["--stack-outputs", "-", *argv])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.splitlines()[-1] == f"{CLI_PROG}: error: {expected}"
+    assert err.count("error:") == 1 and "Traceback" not in err
+
+
+def test_bad_argument_in_a_real_process_prints_no_traceback() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "protectedvm", "verify", "--stack-outputs", "-", "--max-age-hours", "nan"],
+        input="{}",
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].startswith(f"{CLI_PROG}: error: argument --max-age-hours: 'nan'")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def cli_emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    with Emulator(job_duration=60.0, clock=ManualClock()) as emulator:
+        monkeypatch.setenv(ENDPOINT_ENV, emulator.base_url)
+        monkeypatch.setenv(CA_BUNDLE_ENV, emulator.ca_path)
+        yield emulator
+
+
+def test_missing_vault_is_reported_as_a_missing_vault_not_a_missing_item(cli_emu: Emulator) -> None:
+    gone = VaultRef(SUB, "rg-backup", "rsv-gone")
+    code, out, _ = _verify(["--stack-outputs", "-"], stdin=json.dumps({"protectedVms": [_outputs_entry(CLI_VM, gone)]}))
+    assert code == 1
+    assert out.splitlines()[1].endswith(
+        f"FAIL: vault missing: rsv-gone not found in resource group rg-backup (subscription {SUB}); "
+        "check vaultId in the stack outputs"
+    )
+
+
+def test_missing_item_in_an_existing_vault_is_reported_as_not_protected(cli_emu: Emulator) -> None:
+    cli_emu.create_vault(SUB, "rg-backup", "rsv-test")
+    code, out, _ = _verify(["--stack-outputs", "-"], stdin=GOOD_ENTRY)
+    assert code == 1
+    assert out.splitlines()[1].endswith("FAIL: not protected: no protected item in the vault")
+
+
+def test_unreachable_endpoint_names_the_host() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fast = RetrySettings(sdk_total=0, backoff_factor=0.01, backoff_max=0.01)
+
+    def factory(vault: VaultRef) -> BackupApi:
+        client = make_sdk_client(
+            vault.subscription_id, StaticTokenCredential(), retry=fast, base_url=f"https://127.0.0.1:{port}"
+        )
+        return BackupApi(client, vault, retry=fast)
+
+    code, out, _ = _verify(["--stack-outputs", "-"], stdin=GOOD_ENTRY, api_factory=factory)
+    assert code == 1
+    assert out.splitlines()[1].endswith(
+        f"FAIL: protected item unreadable: cannot reach 127.0.0.1:{port}: Connection refused"
+    )
+
+
+def test_a_client_that_cannot_be_built_is_an_unhealthy_row_not_a_traceback() -> None:
+    def factory(vault: VaultRef) -> BackupApi:
+        raise ValueError("AZURE_CLIENT_ID is set but AZURE_TENANT_ID is not")
+
+    code, out, _ = _verify(["--stack-outputs", "-"], stdin=GOOD_ENTRY, api_factory=factory)
+    assert code == 1
+    assert out.splitlines()[1].endswith(
+        "FAIL: no client for vault rsv-test: ValueError: AZURE_CLIENT_ID is set but AZURE_TENANT_ID is not"
+    )

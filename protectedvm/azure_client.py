@@ -351,14 +351,21 @@ def _error_host(error: Exception) -> str | None:
 
 
 def _connection_reason(text: str) -> str:
-    """``...Failed to establish a new connection: [Errno 111] Connection refused"))`` -> ``Connection
-    refused``: urllib3's wrapping names the whole URL, which the host already says."""
-    for marker in ("Failed to establish a new connection: ", "Failed to resolve ", "SSLError(", "Caused by "):
-        index = text.rfind(marker)
-        if index >= 0:
-            reason = text[index + len(marker) :]
-            reason = re.sub(r"[\"') ]+$", "", re.sub(r"^\[Errno -?\d+\] ", "", reason))
-            return _first_line(reason)[:200] or _first_line(text)[:200]
+    """The socket-level reason inside urllib3's wrapping (``...Failed to establish a new connection:
+    [Errno 111] Connection refused"))`` -> ``Connection refused``; ``('Connection aborted.',
+    RemoteDisconnected('Remote end closed connection without response'))`` -> the quoted text): the
+    wrapping names the whole URL, which the host already says."""
+    patterns = (
+        r"Failed to establish a new connection: (?:\[Errno -?\d+\] )?([^\"')]+)",
+        r"Failed to resolve [^(]*\((?:\[Errno -?\d+\] )?([^\"')]+)",
+        r"RemoteDisconnected\('([^']+)'\)",
+        r"ConnectionResetError\(-?\d+, '([^']+)'\)",
+        r"SSLError\(\S*\((?:\d+, )?'([^']+)'",
+    )
+    for pattern in patterns:
+        found = re.search(pattern, text)
+        if found:
+            return found.group(1).strip()
     return _first_line(text)[:200]
 
 

@@ -4,27 +4,31 @@ message a person reads."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import random
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
+from azure.core.exceptions import ServiceResponseError
 
-from components.config import STACK_KEYS, StackSettings, parse_config_values
+from components.config import STACK_KEYS, InitialBackupSettings, StackSettings, parse_config_values
 from components.mock_preview import RecordingMocks, evaluate, load_stack_config
 from components.program import StackConfigError, deploy, load_settings
 from components.validation import ValidationError, check_backup_time, check_vm_id, parse_vault_id
 from emulator import Emulator, ManualClock, StaticTokenCredential
 from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi, RetrySettings, make_sdk_client
 from protectedvm.cli import main as cli_main
+from protectedvm.emulated import emulator_clock, manual_sleep, protect, vm_ids
 from protectedvm.ids import VaultRef, VmRef
+from protectedvm.verifier import InitialBackupError, InitialBackupVerifier, VmResult
 from rehearsal.run import RehearsalOptions, rehearse
 
 NS = "protected-vm"
@@ -610,4 +614,159 @@ def test_a_client_that_cannot_be_built_is_an_unhealthy_row_not_a_traceback() -> 
     assert code == 1
     assert out.splitlines()[1].endswith(
         "FAIL: no client for vault rsv-test: ValueError: AZURE_CLIENT_ID is set but AZURE_TENANT_ID is not"
+    )
+
+
+# --- 3. verifier: persistent faults name the failing call; lost triggers adopt; Retry-After -----
+
+TB_SUB = "11111111-2222-3333-4444-555555555555"
+TB_VAULT = VaultRef(TB_SUB, "rg-backup", "rsv-test")
+TB_FAST = RetrySettings(sdk_total=2, backoff_factor=0.001, backoff_max=0.002, max_retry_after=5.0, trigger_attempts=2)
+
+
+@pytest.fixture
+def vemu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    with Emulator(job_duration=120.0, clock=ManualClock(), page_size=20) as emulator:
+        monkeypatch.setenv(ENDPOINT_ENV, emulator.base_url)
+        monkeypatch.setenv(CA_BUNDLE_ENV, emulator.ca_path)
+        yield emulator
+
+
+class LostResponseApi(BackupApi):
+    """The real client, but the trigger's answer never arrives: ``processed`` says whether the POST
+    reached Azure first (a job started) or not. The emulator can only drop a request before
+    handling it, so the "handled, then the connection dropped" half is simulated here."""
+
+    def __init__(self, emu: Emulator, *, processed: bool) -> None:
+        super().__init__(make_sdk_client(TB_SUB, retry=TB_FAST), TB_VAULT, retry=TB_FAST, sleep=manual_sleep(emu))
+        self.processed = processed
+
+    def trigger_backup(self, vm: VmRef, expiry: dt.datetime) -> str:
+        if self.processed:
+            super().trigger_backup(vm, expiry)
+        raise ServiceResponseError("('Connection aborted.', RemoteDisconnected('Remote end closed connection'))")
+
+
+def _run_verifier(
+    emu: Emulator, timeout_minutes: int, api: BackupApi | None = None, sleeps: list[float] | None = None
+) -> dict[str, VmResult]:
+    advance = manual_sleep(emu)
+
+    def sleep(seconds: float) -> None:
+        if sleeps is not None:
+            sleeps.append(seconds)
+        advance(seconds)
+
+    [vm] = protect(emu, TB_VAULT, vm_ids(TB_SUB, "rg-app", 1))
+    emu.reset_counts()
+    api = api or BackupApi(make_sdk_client(TB_SUB, retry=TB_FAST), TB_VAULT, retry=TB_FAST, sleep=advance)
+    settings = InitialBackupSettings(
+        verify="completed", retain_days=30, timeout_minutes=timeout_minutes, poll_seconds=30
+    )
+    verifier = InitialBackupVerifier(api, settings, vault_name="rsv-test", clock=emulator_clock(emu), sleep=sleep)
+    return verifier.run([vm])
+
+
+def _job_id(emu: Emulator) -> str:
+    [job] = [j for j in emu.jobs if j.operation == "Backup"]
+    return str(job.job_id)
+
+
+FAILING = (
+    "initial backup of 1 of 1 VM(s) in vault rsv-test did not succeed (0 succeeded):\n"
+    "  not verified within timeoutMinutes=10 because an Azure call kept failing (1); the next `pulumi up` resumes "
+    "without triggering again where a job exists:\n"
+)
+FAILED = "initial backup of 1 of 1 VM(s) in vault rsv-test did not succeed (0 succeeded):\n  failed (1):\n"
+
+VERIFIER_CASES: list[tuple[str, Callable[[Emulator], None], str]] = [
+    (
+        "job-list-503-until-timeout",
+        lambda emu: emu.faults.http("jobs.list", 503, times=10_000),
+        FAILING + "    - vm001 (job {job}, last status unknown): BackupJobs_List: HTTP 503 ServiceUnavailable: "
+        "The service is temporarily unavailable. Please retry the request.",
+    ),
+    (
+        "job-list-429-until-timeout",
+        lambda emu: emu.faults.http("jobs.list", 429, times=10_000),
+        FAILING + "    - vm001 (job {job}, last status unknown): BackupJobs_List: HTTP 429 TooManyRequests: "
+        "The request is being throttled as the limit has been reached for operation type.",
+    ),
+    (
+        "job-list-dropped-until-timeout",
+        lambda emu: emu.faults.drop("jobs.list", times=10_000),
+        FAILING + "    - vm001 (job {job}, last status unknown): BackupJobs_List: no response from {host} "
+        "(connection dropped after the request was sent): Remote end closed connection without response",
+    ),
+    (
+        "recovery-points-500-until-timeout",
+        lambda emu: emu.faults.http("recoveryPoints.list", 500, times=10_000),
+        FAILING + "    - vm001 (job {job}, last status Completed): RecoveryPoints_List: HTTP 500 InternalServerError: "
+        "The server encountered an internal error. Please retry the request.",
+    ),
+    (
+        "trigger-dropped-every-time",
+        lambda emu: emu.faults.drop("backup.trigger", times=10_000),
+        FAILED + "    - vm001 (no job): ServiceResponseError: Backups_Trigger: no response from {host} (connection "
+        "dropped after the request was sent): Remote end closed connection without response; and no backup job of "
+        "the VM appeared in the 2 job lists after it, so the trigger did not start one",
+    ),
+    (
+        "trigger-retry-after-beyond-the-budget",
+        lambda emu: emu.faults.http("backup.trigger", 429, retry_after=3600),
+        FAILED + "    - vm001 (no job): TooManyRequests: Backups_Trigger failed: HTTP 429 TooManyRequests: The request "
+        "is being throttled as the limit has been reached for operation type. (Azure asked to retry after 3600 s, "
+        "more than the 600 s left of timeoutMinutes=10)",
+    ),
+    (
+        "trigger-throttled-again-until-the-budget-is-spent",
+        lambda emu: emu.faults.http("backup.trigger", 429, times=10_000, retry_after=300),
+        FAILED + "    - vm001 (no job): TooManyRequests: Backups_Trigger failed: HTTP 429 TooManyRequests: The request "
+        "is being throttled as the limit has been reached for operation type. (Azure asked to retry after 300 s, "
+        "more than the 300 s left of timeoutMinutes=10)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fault", "expected"), [c[1:] for c in VERIFIER_CASES], ids=[c[0] for c in VERIFIER_CASES])
+def test_the_final_error_names_the_call_that_kept_failing(
+    vemu: Emulator, fault: Callable[[Emulator], None], expected: str
+) -> None:
+    fault(vemu)
+    sleeps: list[float] = []
+    with pytest.raises(InitialBackupError) as caught:
+        _run_verifier(vemu, timeout_minutes=10, sleeps=sleeps)
+    jobs = [j for j in vemu.jobs if j.operation == "Backup"]
+    host = vemu.base_url.removeprefix("https://").rstrip("/")
+    assert str(caught.value) == expected.format(job=jobs[0].job_id if jobs else None, host=host)
+    assert sum(sleeps) <= 600  # never waits past timeoutMinutes
+
+
+def test_retry_after_within_the_budget_is_waited_out_and_the_vm_verified(vemu: Emulator) -> None:
+    vemu.faults.http("backup.trigger", 429, retry_after=300)
+    start = vemu.state.now()
+
+    [result] = _run_verifier(vemu, timeout_minutes=30).values()
+
+    assert (result.status, result.job_id, result.adopted) == ("Completed", _job_id(vemu), False)
+    assert result.triggered_at is not None
+    assert dt.datetime.fromisoformat(result.triggered_at) - start >= dt.timedelta(seconds=300)
+    assert vemu.counts["backup.trigger"] == 2 and vemu.trigger_count("vm001") == 1
+
+
+def test_a_lost_trigger_response_that_started_a_job_is_reported_as_adopted(vemu: Emulator) -> None:
+    [result] = _run_verifier(vemu, timeout_minutes=10, api=LostResponseApi(vemu, processed=True)).values()
+
+    assert (result.status, result.job_id, result.adopted) == ("Completed", _job_id(vemu), True)
+    assert result.recovery_point_id
+    assert vemu.trigger_count("vm001") == 1
+
+
+def test_a_lost_trigger_response_without_a_job_fails_naming_the_lost_call(vemu: Emulator) -> None:
+    with pytest.raises(InitialBackupError) as caught:
+        _run_verifier(vemu, timeout_minutes=10, api=LostResponseApi(vemu, processed=False))
+    assert str(caught.value) == FAILED + (
+        "    - vm001 (no job): ServiceResponseError: Backups_Trigger: no response from the Azure endpoint "
+        "(connection dropped after the request was sent): Remote end closed connection; and no backup job of the VM "
+        "appeared in the 2 job lists after it, so the trigger did not start one"
     )

@@ -400,6 +400,7 @@ class BackupApi:
         self.vault = vault
         self.retry = retry or RetrySettings()
         self._sleep = sleep
+        self._time_left: Callable[[], float] | None = None
 
     @staticmethod
     def for_vault(vault: VaultRef, credential: TokenCredential | None = None) -> BackupApi:
@@ -407,6 +408,11 @@ class BackupApi:
 
     def close(self) -> None:
         self.client.close()
+
+    def set_time_budget(self, time_left: Callable[[], float] | None) -> None:
+        """Seconds left of the caller's deadline (the verifier's ``timeoutMinutes``): a retry delay
+        that does not fit is not slept on; the error goes to the caller instead."""
+        self._time_left = time_left
 
     def _with_retries(self, what: str, call: Callable[[], T]) -> T:
         attempts = max(1, self.retry.trigger_attempts)
@@ -420,6 +426,8 @@ class BackupApi:
                 if delay is None:
                     delay = min(self.retry.backoff_max, self.retry.backoff_factor * 2 ** (attempt - 1))
                 elif delay > self.retry.max_retry_after:
+                    raise
+                if self._time_left is not None and delay >= self._time_left():
                     raise
                 LOG.info(
                     "%s: %s (attempt %d of %d), retrying in %.1fs", what, error_code(error), attempt, attempts, delay

@@ -335,6 +335,9 @@ class InitialBackupVerifier:
         start = self.clock()
         deadline = start + dt.timedelta(minutes=float(self.settings.timeout_minutes))
         self._deadline = deadline
+        set_budget = getattr(self.api, "set_time_budget", None)
+        if callable(set_budget):  # the API's own retries then never sleep past the deadline either
+            set_budget(lambda: (deadline - self.clock()).total_seconds())
         tracked = [self._from_previous(vm, previous.get(vm.key)) for vm in _unique(vms)]
         queued = [t for t in tracked if t.phase == "queued"]
         if queued:

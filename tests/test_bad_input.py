@@ -770,3 +770,25 @@ def test_a_lost_trigger_response_without_a_job_fails_naming_the_lost_call(vemu: 
         "(connection dropped after the request was sent): Remote end closed connection; and no backup job of the VM "
         "appeared in the 2 job lists after it, so the trigger did not start one"
     )
+
+
+def test_the_apis_own_retry_never_sleeps_past_the_deadline(vemu: Emulator) -> None:
+    # BackupApi would sleep on a Retry-After up to 100 s itself; 90 s does not fit a 1-minute budget.
+    patient = RetrySettings(sdk_total=0, backoff_factor=0.001, backoff_max=0.002, max_retry_after=100.0)
+    api_sleeps: list[float] = []
+    advance = manual_sleep(vemu)
+
+    def api_sleep(seconds: float) -> None:
+        api_sleeps.append(seconds)
+        advance(seconds)
+
+    api = BackupApi(make_sdk_client(TB_SUB, retry=patient), TB_VAULT, retry=patient, sleep=api_sleep)
+    vemu.faults.http("backup.trigger", 429, retry_after=90)
+
+    with pytest.raises(InitialBackupError) as caught:
+        _run_verifier(vemu, timeout_minutes=1, api=api)
+
+    assert api_sleeps == []
+    assert caught.value.failures[0].message.endswith(
+        "(Azure asked to retry after 90 s, more than the 60 s left of timeoutMinutes=1)"
+    )

@@ -792,3 +792,16 @@ def test_the_apis_own_retry_never_sleeps_past_the_deadline(vemu: Emulator) -> No
     assert caught.value.failures[0].message.endswith(
         "(Azure asked to retry after 90 s, more than the 60 s left of timeoutMinutes=1)"
     )
+
+
+def test_rehearsal_of_a_stack_without_a_policy_config_exits_2_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.qa.yaml").write_bytes(
+        (Path(__file__).resolve().parent.parent / "stacks/Pulumi.dev.yaml").read_bytes()
+    )
+    out = _Out()
+    report = rehearse(RehearsalOptions(stack="qa", stacks_dir=tmp_path), out)
+    assert report.exit_code == 2
+    assert (
+        "error: no policy config " in out.text
+        and "config.qa.json: known environments are dev, prod, staging" in out.text
+    )

@@ -37,6 +37,8 @@ class PlannedResource:
     inputs: Mapping[str, Any]
     id: str
     custom: bool
+    #: Registered in preview mode: ``id`` is what Azure will assign, not yet known to the engine.
+    preview: bool = False
 
 
 @dataclass
@@ -198,10 +200,16 @@ _NAME_INPUTS = {
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Echo inputs as outputs (what Azure would echo back), with ARM ids and names."""
+    """Echo inputs as outputs (what Azure would echo back), with ARM ids and names.
 
-    def __init__(self, subscription: str = MOCK_SUBSCRIPTION) -> None:
+    With ``preview=True`` it answers as the engine does for resources a new stack's first preview
+    would create: no id and only the inputs as outputs, so every id and computed output (a vault's
+    ``id`` and ``name``) is unknown to the program and to whatever consumes it. Recorded ids are
+    still filled in, for the plan's readers."""
+
+    def __init__(self, subscription: str = MOCK_SUBSCRIPTION, *, preview: bool = False) -> None:
         self.subscription = subscription
+        self.preview = preview
         self.resources: list[PlannedResource] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -209,10 +217,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         resource_id = _arm_id(args.typ, inputs, self.subscription) or f"{args.name}_id"
         outputs = dict(inputs)
         name_key = _NAME_INPUTS.get(args.typ)
-        if name_key and name_key in inputs:
+        if name_key and name_key in inputs and not self.preview:
             outputs["name"] = inputs[name_key]
-        self.resources.append(PlannedResource(args.typ, args.name, inputs, resource_id, bool(args.custom)))
-        return resource_id, outputs
+        self.resources.append(
+            PlannedResource(args.typ, args.name, inputs, resource_id, bool(args.custom), self.preview)
+        )
+        return ("" if self.preview else resource_id), outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None
@@ -231,7 +241,7 @@ def evaluate(
     Each call starts from a fresh root stack, so several stacks can be evaluated in one process.
     Exceptions raised by the program (e.g. a config ValidationError) propagate unchanged.
     """
-    mocks = mocks or RecordingMocks(_subscription_from_config(config))
+    mocks = mocks or RecordingMocks(_subscription_from_config(config), preview=preview)
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(dict(config))
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview)

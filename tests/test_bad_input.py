@@ -805,3 +805,17 @@ def test_rehearsal_of_a_stack_without_a_policy_config_exits_2_naming_the_file(tm
         "error: no policy config " in out.text
         and "config.qa.json: known environments are dev, prod, staging" in out.text
     )
+
+
+def test_fuzzed_engine_settings_of_the_initial_backup_resource_only_ever_raise_validation_error() -> None:
+    rng = random.Random(1415)
+    keys = ["verify", "retainDays", "timeoutMinutes", "pollSeconds", "x"]
+    parsed = 0
+    for _ in range(2000):
+        raw = {rng.choice(keys): _random_value(rng) for _ in range(rng.randint(0, 5))}
+        try:
+            InitialBackupSettings.from_dict(raw)
+            parsed += 1
+        except ValidationError as error:
+            assert error.problems
+    assert parsed > 10

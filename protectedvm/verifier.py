@@ -335,6 +335,7 @@ class InitialBackupVerifier:
         start = self.clock()
         deadline = start + dt.timedelta(minutes=float(self.settings.timeout_minutes))
         self._deadline = deadline
+        self._poll_not_before = start
         set_budget = getattr(self.api, "set_time_budget", None)
         if callable(set_budget):  # the API's own retries then never sleep past the deadline either
             set_budget(lambda: (deadline - self.clock()).total_seconds())
@@ -505,7 +506,8 @@ class InitialBackupVerifier:
             if now >= next_poll:
                 self._poll([t for t in tracked if t.phase == "waiting" and t.retry_at is None])
                 self._summary(tracked)
-                next_poll += interval
+                # A throttled job list's Retry-After (longer than the SDK sleeps on) moves the next poll.
+                next_poll = max(next_poll + interval, self._poll_not_before)
             if not any(t.phase == "waiting" for t in tracked):
                 return
             now = self.clock()
@@ -559,6 +561,9 @@ class InitialBackupVerifier:
                 # Adopting a backup that was already running when we triggered: it may be old.
                 jobs += self._running_jobs(now)
         except AzureError as error:
+            delay = retry_after_seconds(error) if is_transient(error) else None
+            if delay is not None:
+                self._poll_not_before = max(self._poll_not_before, now + dt.timedelta(seconds=delay))
             self.log.warning("job list failed (%s); retrying at the next poll", error_code(error))
             for t in waiting:
                 t.last_error = f"{JOB_LIST_CALL}: {describe_error(error)}"

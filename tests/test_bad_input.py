@@ -819,3 +819,15 @@ def test_fuzzed_engine_settings_of_the_initial_backup_resource_only_ever_raise_v
         except ValidationError as error:
             assert error.problems
     assert parsed > 10
+
+
+def test_a_job_list_throttled_with_a_long_retry_after_is_not_polled_again_before_it(vemu: Emulator) -> None:
+    # The two pre-trigger looks and the first poll are throttled; Azure asks for 300 s.
+    vemu.faults.http("jobs.list", 429, times=3, retry_after=300)
+    sleeps: list[float] = []
+
+    [result] = _run_verifier(vemu, timeout_minutes=30, sleeps=sleeps).values()
+
+    assert result.status == "Completed"
+    assert sleeps[0] == 300.0
+    assert vemu.counts["jobs.list"] == 4  # the three throttled calls, then one poll after 300 s

@@ -30,6 +30,8 @@ Lifecycle:
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -50,16 +52,53 @@ LogSink = Callable[[int, str], None]
 
 
 def _is_unknown(value: object) -> bool:
-    """Preview passes unknown inputs as a sentinel string; never try to parse those."""
+    """Whether an input is not known yet (preview of a stack whose vault is still to be created).
+
+    The engine marks unknowns with the sentinel string ``rpc.UNKNOWN`` on the wire; the dynamic
+    provider host deserializes Check and Diff properties with ``keep_unknowns=True``, which turns
+    that sentinel into a :class:`pulumi.output.Unknown` instance (``pulumi/dynamic/__main__.py``).
+    Both shapes occur, so both count; never try to parse either."""
+    from pulumi.output import Unknown
     from pulumi.runtime import rpc
 
-    return isinstance(value, str) and value == rpc.UNKNOWN
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
+
+
+def _has_unknown(value: object) -> bool:
+    """``value`` or anything nested in it (a list element, a settings field) is unknown."""
+    if _is_unknown(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(_has_unknown(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_unknown(v) for v in value)
+    return False
+
+
+_HOST_OUTPUT_LOCK = threading.Lock()
 
 
 def pulumi_log_sink(level: int, message: str) -> None:
-    """Route the verifier's progress to the Pulumi CLI (shown under the resource during ``up``)."""
+    """Progress of a long ``pulumi up``, made deliberate for where ``create()`` really runs.
+
+    The engine runs this provider in the dynamic provider host (``python -u -m pulumi.dynamic``),
+    which has no engine connection: ``pulumi.log`` there would drop debug messages and print the
+    rest to stderr unflushed. The engine reads the host's stderr line by line and shows each
+    non-empty line at once as an info diagnostic (``newPlugin``'s ``runtrace`` in pulumi/pulumi
+    ``sdk/go/common/resource/plugin/plugin.go``: ``ctx.Diag.Infoerrf`` for dynamic provider
+    binaries). So in the host each message is written as ONE flushed stderr line,
+    ``<level>: <message>``, from any of the host's four gRPC threads without interleaving. Where
+    an engine connection exists (a program-side caller), ``pulumi.log`` is used instead."""
     try:
-        if level >= logging.ERROR:
+        from pulumi.runtime.settings import get_engine
+
+        if get_engine() is None:
+            label = "error" if level >= logging.ERROR else "warning" if level >= logging.WARNING else "info"
+            text = " | ".join(part for part in message.splitlines() if part.strip())
+            with _HOST_OUTPUT_LOCK:
+                sys.stderr.write(f"{label}: {text}\n")
+                sys.stderr.flush()
+        elif level >= logging.ERROR:
             pulumi.log.error(message)
         elif level >= logging.WARNING:
             pulumi.log.warn(message)
@@ -124,6 +163,8 @@ class InitialBackupProvider(dyn.ResourceProvider):
     # --- engine calls ---------------------------------------------------------------------------
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        """Validate what is known; an unknown value (or element, or settings field) is checked
+        once it is known, at ``up``. Unknowns are passed through unchanged."""
         failures: list[dyn.CheckFailure] = []
         from protectedvm.ids import VaultRef, VmRef
 
@@ -146,22 +187,33 @@ class InitialBackupProvider(dyn.ResourceProvider):
             failures.append(dyn.CheckFailure(VM_IDS, f"must be a list of VM resource ids, got {vm_ids!r}"))
         settings = news.get(SETTINGS)
         if isinstance(settings, Mapping):
+            known = {key: value for key, value in settings.items() if not _has_unknown(value)}
             try:
-                InitialBackupSettings.from_dict(settings)
+                InitialBackupSettings.from_dict(known)
             except ValidationError as error:
                 failures += [dyn.CheckFailure(SETTINGS, problem) for problem in error.problems]
+        elif settings is not None and not _is_unknown(settings):
+            failures.append(dyn.CheckFailure(SETTINGS, f"must be an object, got {settings!r}"))
         return dyn.CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         """A different vault is a different set of protected items: replace. A changed VM list or
-        settings is an update that works only on VMs not yet verified."""
+        settings is an update that works only on VMs not yet verified. An unknown vault id (its
+        vault is being created or replaced in this preview) is reported as an update, never as a
+        guessed replacement; any other unknown input is an update too."""
         old_vault, new_vault = olds.get(VAULT_ID), news.get(VAULT_ID)
         replaces: list[str] = []
         if not _is_unknown(new_vault) and str(old_vault).lower() != str(new_vault).lower():
             replaces.append(VAULT_ID)
-        changes = bool(replaces) or _is_unknown(new_vault)
-        changes = changes or _vm_key_set(olds.get(VM_IDS)) != _vm_key_set(news.get(VM_IDS))
-        changes = changes or _settings_key(olds.get(SETTINGS)) != _settings_key(news.get(SETTINGS))
+        new_vms, new_settings = news.get(VM_IDS), news.get(SETTINGS)
+        changes = (
+            bool(replaces)
+            or _has_unknown(new_vault)
+            or _has_unknown(new_vms)
+            or _has_unknown(new_settings)
+            or _vm_key_set(olds.get(VM_IDS)) != _vm_key_set(new_vms)
+            or _settings_key(olds.get(SETTINGS)) != _settings_key(new_settings)
+        )
         return dyn.DiffResult(changes=changes, replaces=replaces, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> dyn.CreateResult:

@@ -16,6 +16,7 @@ from inspect import isawaitable
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from pulumi.output import Unknown
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
@@ -28,7 +29,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import unknown_checking_proxy
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from policies.pack import enforcement_level_for, pack_definition
 
@@ -190,6 +191,19 @@ def _stack_collector(reports: list[tuple[str, str | None]]) -> ReportViolation:
     return report
 
 
+def engine_view(value: Any) -> Any:
+    """A deep copy of ``value`` as the analyzer receives it from the engine: ``pulumi.output.Unknown``
+    (what a program evaluated under mocks in preview mode records for values not yet known) becomes
+    the engine's unknown sentinel, which the SDK's proxies turn into ``UnknownValueError``."""
+    if isinstance(value, Unknown):
+        return UNKNOWN_STRING_VALUE
+    if isinstance(value, Mapping):
+        return {key: engine_view(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [engine_view(item) for item in value]
+    return copy.deepcopy(value)
+
+
 def _run_resource_policy(
     policy: ResourceValidationPolicy, run: PolicyRun, resources: Sequence[RegisteredResource], stack: str
 ) -> list[Violation]:
@@ -199,7 +213,7 @@ def _run_resource_policy(
         messages: list[str] = []
         args = ResourceValidationArgs(
             resource.type,
-            unknown_checking_proxy(copy.deepcopy(dict(resource.inputs))),
+            unknown_checking_proxy(engine_view(dict(resource.inputs))),
             urn,
             resource.name,
             _options(),
@@ -218,7 +232,7 @@ def _run_stack_policy(
     stack_resources = [
         PolicyResource(
             r.type,
-            unknown_checking_proxy({**copy.deepcopy(dict(r.inputs)), "id": r.id}),
+            unknown_checking_proxy({**engine_view(dict(r.inputs)), "id": _id_at(r)}),
             urn,
             r.name,
             _options(),
@@ -246,6 +260,11 @@ def _run_stack_policy(
             )
         )
     return found
+
+
+def _id_at(resource: RegisteredResource) -> str:
+    """A resource to be created has no id at preview; the plan records one for its readers."""
+    return UNKNOWN_STRING_VALUE if getattr(resource, "preview", False) else resource.id
 
 
 def blocking(violations: Iterable[Violation]) -> list[Violation]:

@@ -9,8 +9,15 @@
 Nothing here imports Pulumi, so the core is testable on its own and usable from pipelines.
 """
 
+import logging
+
 from protectedvm.ids import VaultRef, VmRef
 from protectedvm.verifier import InitialBackupError, InitialBackupVerifier, VmResult, verify_initial_backups
+
+# A library does not decide where its log records go: without this, Python's last-resort handler
+# would print every warning a second time on the provider host's stderr, beside the progress line
+# the InitialBackup provider already writes there (components/initial_backup.py).
+logging.getLogger("protectedvm").addHandler(logging.NullHandler())
 
 __all__ = [
     "InitialBackupError",

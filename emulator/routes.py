@@ -225,9 +225,9 @@ class Router:
         container, item, op_id = found.args
         status, body = self.state.operation_result(vault, op_id, item)
         if status == "InProgress":
-            version = req.query.get("api-version", SUPPORTED_API_VERSIONS[0])
-            url = f"{self._item_url(req, vault, container, item)}/operationResults/{op_id}?api-version={version}"
-            return Response(202, None, {"Location": url, "Retry-After": str(self.lro_retry_after)})
+            # ProtectedItemOperationResults.json: the 202 repeats Location, Azure-AsyncOperation, Retry-After.
+            op = self.state.operation_ref(vault, op_id)
+            return Response(202, None, self._lro_headers(req, self._item_url(req, vault, container, item), op))
         if body is not None:
             return Response(200, body)
         return Response(204)

@@ -539,6 +539,10 @@ class State:
                 return status, self._item_body(found) if found else None
             return status, None
 
+    def operation_ref(self, vault: Vault, op_id: str) -> Operation:
+        with self._lock:
+            return self._require_operation(vault, op_id, None)
+
     def _require_operation(self, vault: Vault, op_id: str, item: str | None) -> Operation:
         op = self._operations.get(op_id.lower())
         if op is None or op.vault_key != _vault_key(vault) or (item is not None and op.item_key != item.lower()):

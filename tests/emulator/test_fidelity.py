@@ -7,6 +7,7 @@ Each behaviour is switchable (``Emulator(...)`` options) and cites its source wh
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -350,3 +351,23 @@ def test_the_sdk_client_the_product_uses_rides_out_enforced_throttling() -> None
         names = [client.protection_policies.get(VAULT, VAULT_RG, "DefaultPolicy").name for _ in range(4)]
         assert names == ["DefaultPolicy"] * 4
         assert emu.counts["policy.get"] > 4  # at least one 429 was answered and retried
+
+
+def test_operation_result_still_running_repeats_the_examples_lro_headers(clock: ManualClock) -> None:
+    from .test_conformance import EXAMPLES, header_problems
+
+    example = json.loads((EXAMPLES / "2024-10-01" / "ProtectedItemOperationResults.json").read_text())
+    with Emulator(clock=clock, operation_delay=30, lro_retry_after=60) as emu:
+        emu.create_vault(SUB, VAULT_RG, VAULT)
+        env = Env(emu, clock, emu.client(SUB))
+        env.add_vm("web01")
+        container = f"{VAULT_PATH}/backupFabrics/Azure/protectionContainers/{container_for('web01')}"
+        item = f"{container}/protectedItems/{item_for('web01')}"
+        body = {"properties": {"protectedItemType": "Microsoft.Compute/virtualMachines",
+                               "sourceResourceId": f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/"
+                               "Microsoft.Compute/virtualMachines/web01",
+                               "policyId": f"{VAULT_PATH}/backupPolicies/DefaultPolicy"}}
+        location = emu.raw_exchange("PUT", item + API, body)[1]["Location"]
+        status, headers, _ = emu.raw_exchange("GET", location.split(emu.base_url, 1)[1])
+    assert status == 202
+    assert header_problems(example["responses"]["202"]["headers"], headers) == []

@@ -231,7 +231,9 @@ def check_backup_time(value: object, setting: str) -> list[str]:
 
 
 def check_hourly_interval(interval: object, setting: str) -> list[str]:
-    if isinstance(interval, bool) or interval not in HOURLY_INTERVALS:
+    """Whole hours only: ``4.0 in (4, 6, 8, 12)`` is true in Python, and a float would then have
+    been dropped by the parser (a silent default). Engine floats go through :func:`as_count` first."""
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval not in HOURLY_INTERVALS:
         allowed = "/".join(str(i) for i in HOURLY_INTERVALS)
         return [f"{setting} = {interval!r} is not allowed: hourly interval must be one of {allowed} hours"]
     return []
@@ -249,11 +251,11 @@ def check_hourly_window_multiple(hours: object, interval: object, setting: str) 
         isinstance(hours, bool)
         or isinstance(interval, bool)
         or not isinstance(hours, int)
-        or interval not in HOURLY_INTERVALS
+        or check_hourly_interval(interval, setting)
         or not HOURLY_WINDOW_LIMITS[0] <= hours <= HOURLY_WINDOW_LIMITS[1]
     ):
         return []
-    assert isinstance(interval, int)
+    assert isinstance(interval, int)  # check_hourly_interval accepted it
     if hours % interval:
         low, high = HOURLY_WINDOW_LIMITS
         allowed = ", ".join(str(h) for h in range(low, high + 1) if h % interval == 0)

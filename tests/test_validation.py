@@ -200,6 +200,12 @@ def test_hourly_interval_outside_4_6_8_12_is_rejected(interval: int) -> None:
     assert check_hourly_interval(8, "x") == []
 
 
+def test_hourly_interval_as_a_float_is_rejected_not_silently_dropped() -> None:
+    assert problems_for(policy=with_policy(POLICY_V2, schedule__hourlyInterval=4.0)) == [
+        "policy.schedule.hourlyInterval = 4.0 is not allowed: hourly interval must be one of 4/6/8/12 hours"
+    ]
+
+
 def test_hourly_schedule_on_a_standard_policy_is_rejected() -> None:
     policy = with_policy(POLICY_V2, type="Standard", instantRestoreDays=2, retention__daily=7)
     assert problems_for(policy=policy) == [

@@ -31,7 +31,7 @@ from .errors import ApiError, arm_error_body
 from .faults import DropFault, Faults, fault_error
 from .routes import AZURE_RETRY_AFTER, SUPPORTED_API_VERSIONS, Request, Response, Router, match
 from .state import JobView, State
-from .throttle import Throttle
+from .throttle import DEFAULT_PRINCIPAL, Throttle
 
 
 class _TLSServer(ThreadingHTTPServer):
@@ -99,8 +99,8 @@ class _Handler(BaseHTTPRequestHandler):
         emu._count(found.route)
         rate_header: tuple[str, str] | None = None
         try:
-            self._authorize()
-            rate_header = emu.throttle.take(found.vault[0], self.command)
+            principal = self._authorize()
+            rate_header = emu.throttle.take(found.vault[0], self.command, principal)
             fault = emu.faults.take_request_fault(found.route)
             if isinstance(fault, DropFault):
                 self._drop()
@@ -114,7 +114,8 @@ class _Handler(BaseHTTPRequestHandler):
             response.headers.setdefault(*rate_header)
         self._send(response)
 
-    def _authorize(self) -> None:
+    def _authorize(self) -> str:
+        """The caller's principal (ARM throttles per principal): the emulator has one token, so one."""
         header = self.headers.get("Authorization")
         if not header:
             raise ApiError(
@@ -134,6 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "InvalidAuthenticationToken",
                 "The access token is invalid.",
             )
+        return DEFAULT_PRINCIPAL
 
     def _drop(self) -> None:
         self.close_connection = True

@@ -9,12 +9,16 @@ dataclasses so the core logic never depends on SDK model shapes (which changed b
 * ``recovery_points.list`` for one item, once its job completed;
 * ``protected_items.get`` for the standalone health check.
 
-Retries: the SDK pipeline retries GETs on 408/429/5xx and connection errors and honours
-``Retry-After``; we bound that (``Retry-After`` above ``max_retry_after`` is not slept on, the total
-number of tries is capped). The SDK never retries a POST after a dropped connection or a 429 without
-``Retry-After``, so :meth:`BackupApi.trigger_backup` retries those itself, a bounded number of times.
-Retrying a trigger is safe: if the first POST did start a job, Azure fails the second operation with
-``UserErrorBackupOperationInProgress`` and the verifier adopts the running job.
+Pacing and retries: every request first waits for a token of ARM's budget in the process-wide
+:mod:`protectedvm.pacing` mirror (shared by every vault of the subscription), so a fleet-sized run
+stays under ARM's limits rather than collecting 429s. The SDK pipeline retries GETs on
+408/429/5xx and connection errors and honours ``Retry-After`` with a little jitter; we bound that
+(``Retry-After`` above ``max_retry_after``, or past the caller's time budget, is not slept on). The SDK
+never retries a POST after a dropped connection or a 429 without ``Retry-After``, so
+:meth:`BackupApi.trigger_backup` retries those itself, with jittered backoff, until the caller's time
+budget (the verifier's ``timeoutMinutes``) says the next delay does not fit: a deadline in time, not a
+count of attempts. Retrying a trigger is safe: if the first POST did start a job, Azure fails the
+second operation with ``UserErrorBackupOperationInProgress`` and the verifier adopts the running job.
 
 Credentials come from the environment (``DefaultAzureCredential``: OIDC workload identity in
 pipelines, ``az login`` locally). ``PROTECTED_VM_ARM_ENDPOINT`` / ``PROTECTED_VM_CA_BUNDLE`` point the
@@ -26,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import random
 import re
 import time
 import urllib.parse
@@ -42,8 +47,10 @@ from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
 from azure.mgmt.recoveryservicesbackup import models as m
 
 from protectedvm.ids import FABRIC_NAME, VaultRef, VmRef
+from protectedvm.pacing import ArmPacer, PacingPolicy, pacer_for
 
 ENDPOINT_ENV = "PROTECTED_VM_ARM_ENDPOINT"
+ARM_ENDPOINT = "https://management.azure.com"
 CA_BUNDLE_ENV = "PROTECTED_VM_CA_BUNDLE"
 #: Azure's backup job filter wants local-looking 12-hour timestamps (interpreted as UTC).
 JOB_FILTER_TIME_FORMAT = "%Y-%m-%d %I:%M:%S %p"
@@ -55,18 +62,34 @@ T = TypeVar("T")
 
 
 class BoundedRetryPolicy(RetryPolicy):
-    """The SDK's retry policy, but a ``Retry-After`` longer than ``max_retry_after`` seconds is
-    not slept on: the error surfaces to the caller instead of blocking a deployment for an hour."""
+    """The SDK's retry policy, but a ``Retry-After`` longer than ``max_retry_after`` seconds, or than
+    the caller's time budget (:attr:`time_left`), is not slept on: the error surfaces to the caller
+    instead of blocking a deployment. azure-core sleeps exactly ``Retry-After``, so every thread
+    throttled together comes back together; a random ``jitter`` fraction is added to spread them."""
 
-    def __init__(self, *, max_retry_after: float = 120.0, **kwargs: Any) -> None:
+    def __init__(self, *, max_retry_after: float = 120.0, jitter: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_retry_after = max_retry_after
+        self.jitter = jitter
+        self.time_left: Callable[[], float] | None = None
 
     def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
         retry_after = self.get_retry_after(response)
         if retry_after is not None and retry_after > self.max_retry_after:
             return False
+        if retry_after is not None and self.time_left is not None and retry_after >= self.time_left():
+            return False
         return bool(super().is_retry(settings, response))
+
+    def _sleep_for_retry(self, response: PipelineResponse[Any, Any], transport: Any) -> bool:
+        retry_after = self.get_retry_after(response)
+        if retry_after:
+            transport.sleep(retry_after * (1.0 + self.jitter * random.random()))
+            return True
+        return False
+
+    def get_backoff_time(self, settings: dict[str, Any]) -> float:
+        return float(super().get_backoff_time(settings)) * (1.0 + self.jitter * random.random())
 
 
 @dataclass(frozen=True)
@@ -77,8 +100,12 @@ class RetrySettings:
     backoff_factor: float = 0.8
     backoff_max: float = 30.0
     max_retry_after: float = 120.0
-    #: Our own attempts at the trigger POST (the SDK makes its own on top for 500/503/504).
+    #: Our own attempts at the trigger POST (the SDK makes its own on top for 500/503/504) when the
+    #: caller set no time budget; with one (the verifier's ``timeoutMinutes``), the budget decides.
     trigger_attempts: int = 4
+    #: Up to this fraction is added at random to every retry delay (Retry-After and backoff), so
+    #: threads throttled together do not come back together.
+    jitter: float = 0.2
 
 
 def default_credential() -> TokenCredential:
@@ -100,12 +127,15 @@ def make_sdk_client(
     pool_size: int = 32,
     base_url: str | None = None,
     connection_verify: str | None = None,
+    pacing: bool | ArmPacer = True,
 ) -> RecoveryServicesBackupClient:
     """A backup client for one subscription, honouring the emulator env overrides (explicit
     ``base_url``/``connection_verify`` win, so an in-process rehearsal needs no env changes).
 
-    The connection pool is sized for the verifier's trigger threads (requests defaults to 10,
-    which makes 16 concurrent triggers discard connections)."""
+    The connection pool is sized for the verifier's worker threads (requests defaults to 10,
+    which makes 16 concurrent triggers discard connections). ``pacing``: True shares the process's
+    pacer of this subscription (:func:`protectedvm.pacing.pacer_for`), an :class:`ArmPacer` uses that
+    one, False sends unpaced (only for measuring an ARM without limits)."""
     import requests
     from requests.adapters import HTTPAdapter
 
@@ -119,10 +149,15 @@ def make_sdk_client(
     transport = RequestsTransport(session=session, session_owner=True, connection_verify=verify)
     policy = BoundedRetryPolicy(
         max_retry_after=retry.max_retry_after,
+        jitter=retry.jitter,
         retry_total=retry.sdk_total,
         retry_backoff_factor=retry.backoff_factor,
         retry_backoff_max=retry.backoff_max,
     )
+    extra: dict[str, Any] = {}
+    if pacing is not False:
+        pacer = pacing if isinstance(pacing, ArmPacer) else pacer_for(base_url or ARM_ENDPOINT, subscription_id)
+        extra["custom_hook_policy"] = PacingPolicy(pacer)  # after the retry policy: every attempt is paced
     return RecoveryServicesBackupClient(
         credential or default_credential(),
         subscription_id,
@@ -130,6 +165,7 @@ def make_sdk_client(
         transport=transport,
         retry_policy=policy,
         connection_verify=verify,
+        **extra,
     )
 
 
@@ -439,29 +475,41 @@ class BackupApi:
 
     def set_time_budget(self, time_left: Callable[[], float] | None) -> None:
         """Seconds left of the caller's deadline (the verifier's ``timeoutMinutes``): a retry delay
-        that does not fit is not slept on; the error goes to the caller instead."""
+        that does not fit is not slept on; the error goes to the caller instead. The SDK's own retry
+        policy gets the same budget."""
         self._time_left = time_left
+        policy = getattr(getattr(self.client, "_config", None), "retry_policy", None)
+        if isinstance(policy, BoundedRetryPolicy):
+            policy.time_left = time_left
 
     def _with_retries(self, what: str, call: Callable[[], T]) -> T:
-        attempts = max(1, self.retry.trigger_attempts)
-        for attempt in range(1, attempts + 1):
+        """Retry transient errors with jittered backoff (or ``Retry-After``). Throttling (429) is
+        retried while the next delay fits the time budget, however many attempts that takes: ARM's
+        budget refills, so a throttled request is not a failure while time remains. Server errors and
+        dropped connections get ``trigger_attempts`` attempts (a lost answer is then looked for in the
+        job list by the verifier), as does throttling when no budget is set."""
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return call()
             except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-                if attempt == attempts or not is_transient(error):
+                if not is_transient(error):
+                    raise
+                throttled = isinstance(error, HttpResponseError) and error.status_code == 429
+                budgeted = throttled and self._time_left is not None
+                if not budgeted and attempt >= max(1, self.retry.trigger_attempts):
                     raise
                 delay = retry_after_seconds(error)
                 if delay is None:
                     delay = min(self.retry.backoff_max, self.retry.backoff_factor * 2 ** (attempt - 1))
                 elif delay > self.retry.max_retry_after:
                     raise
+                delay *= 1.0 + self.retry.jitter * random.random()
                 if self._time_left is not None and delay >= self._time_left():
                     raise
-                LOG.info(
-                    "%s: %s (attempt %d of %d), retrying in %.1fs", what, error_code(error), attempt, attempts, delay
-                )
+                LOG.info("%s: %s (attempt %d), retrying in %.1fs", what, error_code(error), attempt, delay)
                 self._sleep(delay)
-        raise AssertionError("unreachable")
 
     def trigger_backup(self, vm: VmRef, expiry: dt.datetime) -> str:
         """POST "Backup now" for the VM; returns the operation id to resolve into a job."""

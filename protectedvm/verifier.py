@@ -44,7 +44,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Literal, Protocol
@@ -83,6 +83,10 @@ OPERATION_CALL = "BackupOperationStatuses_Get"
 JOB_LIST_CALL = "BackupJobs_List"
 JOB_GET_CALL = "JobDetails_Get"
 RECOVERY_POINTS_CALL = "RecoveryPoints_List"
+#: While triggers are being sent, the wait loop looks at the clock this often (real seconds) instead
+#: of sleeping a whole poll interval: a sleep that advances a test's manual clock must not run while
+#: triggers are in flight, and the first poll after the last trigger should not wait.
+TRIGGER_WAIT_SLICE = 0.05
 
 
 def utc_now() -> dt.datetime:
@@ -263,7 +267,8 @@ class InitialBackupError(Exception):
         super().__init__("\n".join(lines))
 
 
-Phase = Literal["queued", "waiting", "done", "failed"]
+#: ``triggering``: owned by a trigger thread (the polls leave it alone until it is ``waiting``).
+Phase = Literal["queued", "triggering", "waiting", "done", "failed"]
 
 
 @dataclass
@@ -341,12 +346,25 @@ class InitialBackupVerifier:
             set_budget(lambda: (deadline - self.clock()).total_seconds())
         tracked = [self._from_previous(vm, previous.get(vm.key)) for vm in _unique(vms)]
         queued = [t for t in tracked if t.phase == "queued"]
-        if queued:
-            self._adopt_existing_jobs(queued, start)
-            to_trigger = [t for t in queued if t.phase == "queued"]
-            if to_trigger:
-                self._trigger_all(to_trigger)
-        self._wait(tracked, deadline)
+        self._in_flight = 0
+        self._idle = threading.Event()
+        self._idle.set()
+        self._first_batch = False
+        self._triggers = ThreadPoolExecutor(max_workers=self.trigger_workers, thread_name_prefix="initial-backup")
+        try:
+            if queued:
+                self._adopt_existing_jobs(queued, start)
+                to_trigger = [t for t in queued if t.phase == "queued"]
+                if to_trigger:
+                    self._first_batch = True
+                    self._trigger_all(to_trigger)  # sent by the trigger threads while _wait polls
+            self._wait(tracked, deadline)
+        finally:
+            self._triggers.shutdown(wait=True, cancel_futures=True)
+        for t in tracked:
+            if t.phase == "triggering":  # its turn never came before the deadline
+                t.phase = "queued"
+                t.last_error = t.last_error or "not triggered before timeoutMinutes ran out"
         self._summary(tracked)
         return self._finish(tracked)
 
@@ -401,8 +419,35 @@ class InitialBackupVerifier:
     # --- step 3: trigger --------------------------------------------------------------------
 
     def _trigger_all(self, to_trigger: list[_Tracked]) -> None:
+        """Hand the VMs to the trigger threads and return at once: the wait loop polls meanwhile."""
         expiry = self.clock() + dt.timedelta(days=self.settings.retain_days)
-        self._each(to_trigger, lambda t: self._trigger_one(t, expiry), "initial-backup")
+        with self._lock:
+            for t in to_trigger:
+                t.phase = "triggering"
+            self._in_flight += len(to_trigger)
+            self._idle.clear()
+        for t in to_trigger:
+            future: Future[None] = self._triggers.submit(self._run_trigger, t, expiry)
+            future.add_done_callback(self._trigger_finished)
+
+    def _trigger_finished(self, _future: Future[None]) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            if self._in_flight <= 0:
+                self._idle.set()
+
+    def _run_trigger(self, t: _Tracked, expiry: dt.datetime) -> None:
+        """One VM's trigger on a trigger thread; ``waiting`` is its last write, so a poll never sees
+        it half-done."""
+        if self.clock() >= self._deadline:
+            return  # stays "triggering": reported as not triggered in time
+        try:
+            self._trigger_one(t, expiry)
+        except Exception as error:  # never lose a VM to an unexpected error on a worker thread
+            self._fail(t, None, type(error).__name__, f"{TRIGGER_CALL} failed: {describe_error(error)}")
+        finally:
+            if t.phase == "triggering":
+                t.phase = "waiting"
 
     def _trigger_one(self, t: _Tracked, expiry: dt.datetime) -> None:
         t.triggered_at = self.clock()
@@ -413,7 +458,7 @@ class InitialBackupVerifier:
         except ServiceResponseError as error:
             # The POST went out and only its answer was lost: Azure may well have started the job.
             # Look for it in the batched job list (adopting it) rather than failing a VM that backs up.
-            t.phase, t.lookup, t.adopted, t.lost_trigger = "waiting", True, True, error
+            t.lookup, t.adopted, t.lost_trigger = True, True, error
             t.last_error = f"{TRIGGER_CALL}: {describe_error(error)}"
             self.log.warning("%s: the trigger's response was lost (%s); looking for its job", t.vm.name, t.last_error)
             return
@@ -422,12 +467,13 @@ class InitialBackupVerifier:
                 self._fail(t, None, error_code(error), f"{TRIGGER_CALL} failed: {describe_error(error)}")
             return
         self.log.info("%s: triggered (operation %s)", t.vm.name, operation_id)
-        t.phase, t.operation_id = "waiting", operation_id
-        self._check_operation(t)
-        if t.operation_id is not None:
-            # Do not hold this thread (and the VMs queued behind it) while the operation runs: the
-            # job shows up in the batched job list, and the operation is re-checked once per poll.
-            self.log.info("%s: operation still in progress; looking for its job in the job list", t.vm.name)
+        t.operation_id, t.lookup = operation_id, True
+        if self.mode == "none":
+            # Nothing is polled in this mode: the operation names the job now (or at the next poll).
+            self._check_operation(t)
+        # Otherwise no operation status GET: the VM's running job is matched in the next batched job
+        # list; only a VM whose job is not listed by then has its operation checked (which reports
+        # a trigger that failed asynchronously with its code).
 
     def _throttled(self, t: _Tracked, error: AzureError) -> bool:
         """A transient trigger error with a ``Retry-After`` longer than the API layer sleeps on: wait
@@ -448,7 +494,7 @@ class InitialBackupVerifier:
                 f"the {max(0.0, left):.0f} s left of timeoutMinutes={float(self.settings.timeout_minutes):g})",
             )
             return True
-        t.phase, t.retry_at = "waiting", now + dt.timedelta(seconds=delay)
+        t.retry_at = now + dt.timedelta(seconds=delay)  # published as waiting by _run_trigger
         t.last_error = f"{TRIGGER_CALL}: {describe_error(error)} (Retry-After {delay:g} s)"
         self.log.warning("%s: throttled; triggering again in %g s as Azure asked", t.vm.name, delay)
         return True
@@ -494,13 +540,20 @@ class InitialBackupVerifier:
 
     def _wait(self, tracked: list[_Tracked], deadline: dt.datetime) -> None:
         interval = dt.timedelta(seconds=float(self.settings.poll_seconds))
-        next_poll = self.clock()
+        # While the first triggers are still being sent (ARM paces a fleet's writes to ~10/s), the
+        # VMs already triggered are polled on the cadence; nothing is due before one interval.
+        next_poll = self.clock() + (interval if self._first_batch else dt.timedelta(0))
         while True:
-            waiting = [t for t in tracked if t.phase == "waiting"]
-            if not waiting:
+            triggering = not self._idle.is_set()
+            if not triggering and self._first_batch:
+                # Every first trigger has been sent: poll now, and count the cadence from here (every
+                # job started by now, so the last job's end is as close to a poll as it is to a trigger).
+                self._first_batch = False
+                next_poll = self.clock()
+            if not triggering and not any(t.phase in ("waiting", "triggering") for t in tracked):
                 return
             now = self.clock()
-            due = [t for t in waiting if t.retry_at is not None and t.retry_at <= now]
+            due = [t for t in tracked if t.phase == "waiting" and t.retry_at is not None and t.retry_at <= now]
             if due:
                 self._trigger_all(due)  # throttled triggers whose Retry-After has passed
             if now >= next_poll:
@@ -508,7 +561,8 @@ class InitialBackupVerifier:
                 self._summary(tracked)
                 # A throttled job list's Retry-After (longer than the SDK sleeps on) moves the next poll.
                 next_poll = max(next_poll + interval, self._poll_not_before)
-            if not any(t.phase == "waiting" for t in tracked):
+            triggering = not self._idle.is_set()
+            if not triggering and not any(t.phase in ("waiting", "triggering") for t in tracked):
                 return
             now = self.clock()
             remaining = (deadline - now).total_seconds()
@@ -518,6 +572,10 @@ class InitialBackupVerifier:
                 # This poll took a whole interval or more: poll again at once, and count the next
                 # interval from now rather than firing the missed polls back to back.
                 next_poll = now
+                continue
+            if triggering:
+                # Triggers in flight: look again shortly (or as soon as the last one is sent).
+                self._idle.wait(TRIGGER_WAIT_SLICE)
                 continue
             # Fixed cadence: the next poll is due one interval after this one started, not after
             # its work (paged list, recovery points) ended, so the work's time does not add up.
@@ -583,10 +641,12 @@ class InitialBackupVerifier:
             mine = [j for j in jobs if j.operation.lower() == "backup" and j.belongs_to(t.vm)]
             running = [j for j in mine if j.status == "InProgress"]
             if t.operation_id is not None:
-                # Our trigger's operation has not named its job yet: only a running backup can be
-                # it. A finished job in the window may be an older one (a retry after a quick
-                # failure); the operation's status decides instead (re-checked this poll).
-                job = _newest(running)
+                # Our trigger's operation has not named its job (we did not ask): only a backup running
+                # since our POST can be it. A finished job in the window may be an older one (a retry
+                # after a quick failure), and one running from before may be someone else's that made
+                # our trigger fail (then it is adopted): the operation's status decides those.
+                started = t.triggered_at
+                job = _newest([j for j in running if started and j.start_time and j.start_time >= started])
             else:
                 since = t.since - CLOCK_SLACK if t.since else None
                 recent = [j for j in mine if since is None or (j.start_time is not None and j.start_time >= since)]
@@ -748,7 +808,9 @@ class InitialBackupVerifier:
         results = {t.vm.key: t.result for t in tracked if t.phase == "done" and t.result is not None}
         failures = [t.failure for t in tracked if t.failure is not None]
         timeouts = [
-            VmTimeout(t.vm.name, t.vm.vm_id, t.job_id, t.status, t.last_error) for t in tracked if t.phase == "waiting"
+            VmTimeout(t.vm.name, t.vm.vm_id, t.job_id, t.status, t.last_error)
+            for t in tracked
+            if t.phase in ("waiting", "queued")
         ]
         if failures or timeouts:
             raise InitialBackupError(

@@ -38,7 +38,10 @@ JOB_SECONDS = 120.0
 POLL = 30
 #: How long trigger operations stay InProgress in the ``slow_ops_emu`` tests (less than one poll).
 OPERATION_DELAY = 3.0
-FAST = RetrySettings(sdk_total=5, backoff_factor=0.01, backoff_max=0.05, max_retry_after=5.0, trigger_attempts=4)
+#: Exact delays (no jitter) so tests can assert what was slept.
+FAST = RetrySettings(
+    sdk_total=5, backoff_factor=0.01, backoff_max=0.05, max_retry_after=5.0, trigger_attempts=4, jitter=0.0
+)
 
 
 @pytest.fixture
@@ -184,7 +187,7 @@ def test_one_vm_completed_mode_records_job_recovery_point_time_and_duration(emu:
     assert emu.trigger_count("vm001") == 1
 
 
-def test_fifty_vms_cost_one_trigger_one_operation_status_one_recovery_point_list_each_and_no_job_gets(
+def test_fifty_vms_cost_one_trigger_and_one_recovery_point_list_each_and_no_operation_status_or_job_gets(
     emu: Emulator,
 ) -> None:
     vms = setup_vms(emu, 50)
@@ -195,13 +198,14 @@ def test_fifty_vms_cost_one_trigger_one_operation_status_one_recovery_point_list
     assert all(r.recovery_point_id for r in results.values())
     counts = emu.counts
     assert counts["backup.trigger"] == 50
-    assert counts["backupOperations.get"] == 50
+    # Each VM's job is in the first poll's list, running since its POST: no operation status needed.
+    assert counts["backupOperations.get"] == 0
     assert counts["recoveryPoints.list"] == 50
     assert counts["job.get"] == 0
     # One paged list per poll (50 jobs / 20 per page = 3 pages), plus two empty pages for the pre-trigger look.
     polls = math.ceil(JOB_SECONDS / POLL) + 1
     assert counts["jobs.list"] <= 2 + polls * 3
-    assert set(counts) <= {"backup.trigger", "backupOperations.get", "recoveryPoints.list", "jobs.list"}
+    assert set(counts) <= {"backup.trigger", "recoveryPoints.list", "jobs.list"}
     assert all(emu.trigger_count(vm.name) == 1 for vm in vms)
 
 
@@ -303,6 +307,7 @@ def test_backup_running_for_days_is_adopted_and_waited_for(emu: Emulator) -> Non
 def test_trigger_failing_with_backup_operation_in_progress_adopts_the_running_job(emu: Emulator) -> None:
     vms = setup_vms(emu, 1)
     portal_job = emu.start_job("vm001")
+    emu.clock.advance(60)  # type: ignore[attr-defined]  # started a minute before our trigger
     # The pre-trigger look fails (non-retryable), so only the trigger's own answer reveals the running job.
     emu.faults.http("jobs.list", 400, code="BadRequest")
 
@@ -359,14 +364,37 @@ def test_429_without_retry_after_on_trigger_is_retried_by_us_with_backoff(
     assert results[vm.key].status == "Completed"
 
 
-def test_throttling_that_never_ends_fails_the_vm_after_a_bounded_number_of_attempts(emu: Emulator) -> None:
-    vms = setup_vms(emu, 2)
-    emu.faults.http("backup.trigger", 429, times=FAST.trigger_attempts)  # vm001 takes every throttled answer
+def test_throttling_longer_than_a_count_of_attempts_is_ridden_out_while_time_remains(emu: Emulator) -> None:
+    [vm] = setup_vms(emu, 1)
+    throttled = 3 * FAST.trigger_attempts  # the old count of attempts would have failed the VM
+    emu.faults.http("backup.trigger", 429, times=throttled)  # no Retry-After: our jittered backoff retries
+    app_sleeps: list[float] = []
 
+    results = verifier(emu, settings(), app_sleeps).run([vm])
+
+    assert results[vm.key].status == "Completed"
+    assert emu.counts["backup.trigger"] == throttled + 1
+    assert emu.trigger_count("vm001") == 1
+    assert len(app_sleeps) == throttled
+
+
+def test_throttling_that_never_ends_fails_the_vm_when_timeout_minutes_runs_out(emu: Emulator) -> None:
+    [vm] = setup_vms(emu, 1)
+    emu.faults.http("backup.trigger", 429, times=10**6)
+    slow = RetrySettings(sdk_total=0, backoff_factor=4.0, backoff_max=16.0, jitter=0.0)
+    app_sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        app_sleeps.append(seconds)
+        manual_sleep(emu)(seconds)
+
+    api = BackupApi(make_sdk_client(SUB, retry=slow), VAULT, retry=slow, sleep=sleep)
     with pytest.raises(InitialBackupError) as caught:
-        verifier(emu, InitialBackupSettings(verify="completed", timeout_minutes=30, poll_seconds=POLL)).run(vms[:1])
+        verifier(emu, settings(timeout_minutes=1), api=api).run([vm])
 
-    assert emu.counts["backup.trigger"] == FAST.trigger_attempts
+    # Backoff 4, 8, 16, 16 s (44 s); the next 16 s would end past the minute: the VM fails then, not before.
+    assert app_sleeps == [4.0, 8.0, 16.0, 16.0]
+    assert emu.counts["backup.trigger"] == 5
     [failure] = caught.value.failures
     assert (failure.vm_name, failure.job_id, failure.code) == ("vm001", None, "TooManyRequests")
 
@@ -386,7 +414,7 @@ def test_retry_after_beyond_the_bound_is_not_slept_on(emu: Emulator, transport_s
 def test_500_and_503_on_every_call_are_retried_by_the_sdk(emu: Emulator, transport_sleeps: list[float]) -> None:
     [vm] = setup_vms(emu, 1)
     emu.faults.http("backup.trigger", 500)
-    emu.faults.http("backupOperations.get", 503, retry_after=1)
+    emu.faults.http("jobs.list", 503, retry_after=1)
     emu.faults.http("jobs.list", 503, times=2)
     emu.faults.http("recoveryPoints.list", 500)
 
@@ -552,7 +580,7 @@ def test_slow_trigger_operations_do_not_hold_trigger_threads_and_cost_no_extra_r
     assert emu.state.now() - start == dt.timedelta(seconds=JOB_SECONDS)
     counts = emu.counts
     assert counts["backup.trigger"] == 40
-    assert counts["backupOperations.get"] == 40  # one each, right after the POST (InProgress); then the list
+    assert counts["backupOperations.get"] == 0  # each job was in the first poll's list, running since its POST
     assert counts["recoveryPoints.list"] == 40
     assert counts["job.get"] == 0
 
@@ -612,9 +640,9 @@ def test_trigger_failing_asynchronously_is_reported_with_its_code_at_the_next_po
     assert caught.value.timeouts == []
     assert sorted(caught.value.results) == sorted([vms[0].key, vms[2].key])
     assert {r.status for r in caught.value.results.values()} == {"Completed"}
-    # One status per POST (all InProgress); vm001's and vm003's jobs were then listed, vm002's operation
+    # No status after the POSTs: vm001's and vm003's jobs were listed, vm002's (never listed) operation
     # was checked at the first poll (0 s: InProgress) and the second (30 s: Failed), and no more.
-    assert emu.counts["backupOperations.get"] == 3 + 2
+    assert emu.counts["backupOperations.get"] == 2
     lines = [r.getMessage() for r in caplog.records if r.name == "protectedvm.verifier"]
     reported = lines.index("vm002 (no job): UserErrorVmNotInDesirableState: VM is not in a state that allows backups.")
     assert reported < min(i for i, line in enumerate(lines) if line.endswith(" Completed"))
@@ -652,8 +680,9 @@ def test_slow_trigger_operation_failing_because_a_days_old_backup_runs_adopts_th
     assert (results[vm.key].job_id, results[vm.key].status, results[vm.key].adopted) == (long_job, "Completed", True)
     assert emu.trigger_count("vm001") == 1
     assert len([j for j in emu.jobs if j.operation == "Backup"]) == 1
-    # After the POST and at the first poll: InProgress; at the second: UserErrorBackupOperationInProgress.
-    assert emu.counts["backupOperations.get"] == 3
+    # The listed job ran from before the POST, so it is not taken for ours: the operation decides, at
+    # the first poll InProgress, at the second UserErrorBackupOperationInProgress (then it is adopted).
+    assert emu.counts["backupOperations.get"] == 2
 
 
 def test_retry_with_a_slow_operation_is_not_mistaken_for_the_vms_earlier_failed_job(slow_ops_emu: Emulator) -> None:
@@ -670,8 +699,8 @@ def test_retry_with_a_slow_operation_is_not_mistaken_for_the_vms_earlier_failed_
     new_job = next(j.job_id for j in emu.jobs if j.operation == "Backup" and j.job_id != failed_job)
     assert (results[vm.key].job_id, results[vm.key].status, results[vm.key].adopted) == (new_job, "Completed", False)
     assert emu.trigger_count("vm001") == 1
-    # After the POST, at the first poll (InProgress) and at the second (Succeeded: names the job).
-    assert emu.counts["backupOperations.get"] == 3
+    # At the first poll (InProgress) and at the second (Succeeded: names the job); none after the POST.
+    assert emu.counts["backupOperations.get"] == 2
 
 
 def test_progress_is_logged_per_vm_state_change_with_summaries(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:

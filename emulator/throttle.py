@@ -76,7 +76,8 @@ class Throttle:
 
     def _level(self, key: tuple[str, str, str], limit: BucketLimit, now: float) -> float:
         tokens, at = self._buckets.get(key, (float(limit.size), now))
-        return min(float(limit.size), tokens + (now - at) * limit.refill_per_second)
+        # A request that read the clock before another one updated the bucket refills nothing.
+        return min(float(limit.size), tokens + max(0.0, now - at) * limit.refill_per_second)
 
     def take(self, subscription: str, method: str, principal: str = DEFAULT_PRINCIPAL) -> tuple[str, str]:
         """Spend one token of the principal's bucket and of the subscription's global one; returns
@@ -86,8 +87,8 @@ class Throttle:
         global_limit = own_limit.times(GLOBAL_FACTOR)
         sub = subscription.lower()
         own_key, global_key = (sub, principal, kind), (sub, "*", kind)
-        now = self.clock.now()
         with self._lock:
+            now = self.clock.now()
             own = self._level(own_key, own_limit, now)
             shared = self._level(global_key, global_limit, now)
             if self.enforce and (own < 1.0 or shared < 1.0):

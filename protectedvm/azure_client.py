@@ -124,7 +124,7 @@ def make_sdk_client(
     credential: TokenCredential | None = None,
     *,
     retry: RetrySettings | None = None,
-    pool_size: int = 32,
+    pool_size: int = 64,
     base_url: str | None = None,
     connection_verify: str | None = None,
     pacing: bool | ArmPacer = True,
@@ -132,10 +132,11 @@ def make_sdk_client(
     """A backup client for one subscription, honouring the emulator env overrides (explicit
     ``base_url``/``connection_verify`` win, so an in-process rehearsal needs no env changes).
 
-    The connection pool is sized for the verifier's worker threads (requests defaults to 10,
-    which makes 16 concurrent triggers discard connections). ``pacing``: True shares the process's
-    pacer of this subscription (:func:`protectedvm.pacing.pacer_for`), an :class:`ArmPacer` uses that
-    one, False sends unpaced (only for measuring an ARM without limits)."""
+    The connection pool is sized for the verifier's worker threads (requests defaults to 10, which
+    makes 16 concurrent triggers discard connections; 16 triggers and 32 reads may overlap).
+    ``pacing``: True shares the process's pacer of this subscription
+    (:func:`protectedvm.pacing.pacer_for`), an :class:`ArmPacer` uses that one, False sends
+    unpaced (only for measuring an ARM without limits)."""
     import requests
     from requests.adapters import HTTPAdapter
 

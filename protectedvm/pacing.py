@@ -53,6 +53,8 @@ ARM_BUCKETS: Mapping[str, Bucket] = {
     "deletes": Bucket(200, 10.0),
 }
 REMAINING_HEADER = "x-ms-ratelimit-remaining-subscription-{kind}"
+#: Added to every wait for a token, so that float rounding never sends a request a hair early.
+TOKEN_MARGIN_SECONDS = 0.005
 #: A 429 holds the process's requests for its Retry-After, but never longer than this.
 MAX_BLOCK_SECONDS = 60.0
 
@@ -121,7 +123,8 @@ class ArmPacer:
                 if now < mirror.blocked_until:
                     delay = mirror.blocked_until - now
                 else:
-                    delay = (1.0 - mirror.tokens) / mirror.bucket.refill_per_second
+                    # A hair more than the refill time: ARM's bucket must have the token, not 0.9999 of it.
+                    delay = (1.0 - mirror.tokens) / mirror.bucket.refill_per_second + TOKEN_MARGIN_SECONDS
             # A little jitter so the threads woken for one token do not all come back at once.
             delay *= 1.0 + self.jitter * self._rng.random()
             self._sleep(delay)

@@ -74,6 +74,12 @@ TRIGGERED = "Triggered"
 IN_PROGRESS_CODE = "UserErrorBackupOperationInProgress"
 #: Tolerance between our clock and Azure's when matching job and recovery point times.
 CLOCK_SLACK = dt.timedelta(minutes=5)
+#: The polls' job-list window starts this long before the oldest start still waited on. Smaller than
+#: CLOCK_SLACK because the window is paged at every poll: with 5 minutes, a fleet run lists every job of
+#: the run at every poll. A VM's start bound is Azure's own job startTime once its job was seen, and
+#: our clock only until then (the moment before its POST); clocks of NTP-synced hosts agree within far
+#: less. A job the window misses anyway is still found: its operation names it, and one GET fetches it.
+LIST_SLACK = dt.timedelta(seconds=30)
 MAX_JOB_WINDOW = dt.timedelta(days=29)
 #: A trigger whose response was lost is looked for in this many job lists before it counts as failed.
 LOST_TRIGGER_LISTS = 2
@@ -315,6 +321,7 @@ class InitialBackupVerifier:
         sleep: Callable[[float], None] = time.sleep,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = LOG,
         trigger_workers: int = 16,
+        read_workers: int = 32,
         adopt_lookback: dt.timedelta = dt.timedelta(hours=24),
         summary_every_seconds: float = 60.0,
     ) -> None:
@@ -326,6 +333,9 @@ class InitialBackupVerifier:
         self.sleep = sleep
         self.log = logger
         self.trigger_workers = max(1, trigger_workers)
+        #: Recovery point lists and operation checks of one poll run on this many threads: at the
+        #: poll that sees a fleet's jobs complete, they are the run's tail.
+        self.read_workers = max(1, read_workers)
         self.adopt_lookback = adopt_lookback
         self.summary_every_seconds = summary_every_seconds
         self._lock = threading.Lock()
@@ -610,9 +620,10 @@ class InitialBackupVerifier:
         return self.api.list_backup_jobs(now - MAX_JOB_WINDOW, now + CLOCK_SLACK, status="InProgress")
 
     def _list_jobs(self, waiting: list[_Tracked], now: dt.datetime) -> list[JobInfo] | None:
-        starts = [t.since for t in waiting if t.since is not None]
+        # A VM whose job completed (and only waits for its recovery point) needs no list.
+        starts = [t.since for t in waiting if t.since is not None and not (t.job and t.job.status in COMPLETED)]
         # Azure rejects job queries spanning more than ~30 days; older jobs are fetched by id instead.
-        start = max(min(starts, default=now) - CLOCK_SLACK, now - MAX_JOB_WINDOW)
+        start = max(min(starts, default=now) - LIST_SLACK, now - MAX_JOB_WINDOW)
         try:
             jobs = self.api.list_backup_jobs(start, now + CLOCK_SLACK)
             if any(t.since is None for t in waiting):
@@ -676,7 +687,9 @@ class InitialBackupVerifier:
         """A known job missing from the window (e.g. resumed from an old run): one GET."""
         assert t.job_id is not None
         try:
-            return self.api.get_job(t.job_id)
+            job = self.api.get_job(t.job_id)
+            t.since = job.start_time or t.since  # Azure's clock: the next windows include it
+            return job
         except ResourceNotFoundError:
             self.log.warning("%s: job %s no longer exists; looking for its backup job again", t.vm.name, t.job_id)
             t.job_id, t.lookup, t.since = None, True, None
@@ -716,7 +729,7 @@ class InitialBackupVerifier:
         """``work`` for every VM on a bounded pool; each call touches only its own ``_Tracked``."""
         if not tracked:
             return
-        workers = min(self.trigger_workers, len(tracked))
+        workers = min(self.read_workers, len(tracked))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
             list(pool.map(work, tracked))
 

@@ -19,7 +19,7 @@ def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
 
 
-def test_verify_scale_smoke_prints_both_tables_and_the_verifier_stays_at_three_requests_per_vm(
+def test_verify_scale_smoke_prints_both_tables_and_the_verifier_stays_at_two_requests_per_vm_throttled_or_not(
     tmp_path: Path,
 ) -> None:
     report = tmp_path / "verify_scale.json"
@@ -27,37 +27,45 @@ def test_verify_scale_smoke_prints_both_tables_and_the_verifier_stays_at_three_r
 
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    for header in ("wall/(D+P)", "peak RSS MB", "trigger", "op status", "job GET", "RP list", "per-VM total"):
+    for header in ("wall/floor", "429s", "failed", "peak RSS MB", "trigger", "op status", "RP list", "all per VM"):
         assert header in out
     assert "jobs.list" in out and "list pages/poll" in out
-    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["verifier"], ["baseline"])]
-    assert sorted((row[0], row[1]) for row in rows) == sorted(
-        (path, n) for path in ("verifier", "baseline") for n in ("1", "10") for _table in range(2)
-    )
+    rows = [line.split()[:3] for line in out.splitlines() if line.split()[:1] in (["verifier"], ["baseline"])]
+    expected = [["verifier", "1", "none"], ["baseline", "1", "none"], ["verifier", "10", "none"]]
+    expected += [["baseline", "10", "none"], ["verifier", "10x2", "throttled"]]
+    assert rows == expected * 2  # the time table, then the request table
     assert out.strip().splitlines()[-1].startswith("targets ")
 
     document = json.loads(report.read_text())
     page_size = document["options"]["page_size"]
-    runs = {(r["path"], r["n"]): r for r in document["runs"]}
-    assert set(runs) == {("verifier", 1), ("verifier", 10), ("baseline", 1), ("baseline", 10)}
+    runs = {(r["path"], r["n"], r["throttled"]): r for r in document["runs"]}
+    assert set(runs) == {
+        ("verifier", 1, False), ("verifier", 10, False), ("baseline", 1, False), ("baseline", 10, False),
+        ("verifier", 10, True),
+    }
     for n in (1, 10):
-        verifier, baseline = runs["verifier", n], runs["baseline", n]
+        verifier, baseline = runs["verifier", n, False], runs["baseline", n, False]
         assert verifier["statuses"] == {"Completed": n} and baseline["statuses"] == {"Completed": n}
-        # The verifier: one trigger, one operation status, one recovery point list per VM, no job GETs.
+        # The verifier: one trigger and one recovery point list per VM; its jobs are found in the batched
+        # job list, so no operation status and no job GET.
         assert verifier["per_vm"] == {
             "backup.trigger": 1.0,
-            "backupOperations.get": 1.0,
+            "backupOperations.get": 0.0,
             "job.get": 0.0,
             "recoveryPoints.list": 1.0,
         }
-        assert verifier["per_vm_total"] <= 3
         assert verifier["other_requests"] == {}
         assert verifier["polls"] >= 1
         assert verifier["list_pages_per_poll"] <= math.ceil(n / page_size)
+        assert verifier["failed_vms"] == 0 and verifier["throttled_429s"] == 0
         # The CLI loop: the same trigger, but job GETs instead of the batched list (and no recovery point).
         assert baseline["per_vm"]["backup.trigger"] == 1.0
         assert baseline["per_vm"]["job.get"] >= 2.0
         assert baseline["jobs_list_requests"] == 0 and baseline["polls"] is None
+    # Ten VMs in two vaults under ARM's buckets shrunk to writes 4 +5/s: every VM verified, none failed.
+    throttled = runs["verifier", 10, True]
+    assert (throttled["vaults"], throttled["statuses"], throttled["failed_vms"]) == (2, {"Completed": 10}, 0)
+    assert throttled["per_vm"]["recoveryPoints.list"] == 1.0
 
 
 def test_program_eval_smoke_prints_the_ratio_table_and_the_lazy_import_lines() -> None:

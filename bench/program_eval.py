@@ -1,6 +1,7 @@
 """Cost of evaluating the program under mocks vs. declaring the raw azure-native resources directly.
 
-Run: ``venv/bin/python bench/program_eval.py`` (``--smoke`` for CI: small N, one repeat).
+Run: ``venv/bin/python bench/program_eval.py`` (``--smoke`` for CI: small N, one repeat;
+``--memory-sizes 2000`` adds the fleet-size table below, about 3 minutes per size).
 Prints, for N VMs sharing one vault, the best-of-R wall time of our program (config parsing,
 validation, components) and of a hand-written program registering the same Vault + Policy + N
 ProtectedItems, and their ratio (target <= 1.2x). Our program also registers the post-deploy
@@ -8,6 +9,10 @@ ProtectedItems, and their ratio (target <= 1.2x). Our program also registers the
 ratio compares against the raw resources plus that same InitialBackup declared directly, i.e. the
 cost of our components alone. Then the program's import cost in a fresh interpreter, and how many
 ``pulumi_azure_native`` modules it loads (target: only recoveryservices).
+
+With ``--memory-sizes``: for each N, our program and the raw resources are each evaluated once in a
+fresh interpreter (so each peak is its own): wall time of the evaluation and the process's peak RSS
+(``ru_maxrss``), less the RSS after imports and a one-VM warm-up, per VM. Target <= 1.1x raw in both.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import functools
 import gc
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -135,12 +141,66 @@ def import_cost() -> tuple[float, list[str], list[str]]:
     return float(seconds), at_import.split(","), after_eval.split(",")
 
 
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as statm:
+            import os
+
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def measure_once(variant: str, n: int) -> None:
+    """In a fresh interpreter (``--measure``): one evaluation, printed as JSON (seconds, peak MB)."""
+    evaluate(deploy, config_for(1), "prod")  # imports and first-run costs, as in the timing table
+    raw_program(config_for(1))
+    gc.collect()
+    base = _rss_mb()
+    config = config_for(n)
+    program = deploy if variant == "ours" else raw_program(config)
+    start = time.perf_counter()
+    resources = len(evaluate(program, config, "prod").resources)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"seconds": seconds, "peak_mb": peak, "base_mb": base, "resources": resources}))
+
+
+def memory_table(sizes: list[int]) -> None:
+    print(
+        f"{'N':>5}  {'program s':>10}  {'raw s':>8}  {'ratio':>6}  {'program MB':>10}  {'raw MB':>8}  {'ratio':>6}"
+        f"  {'MB/VM':>6}  {'raw MB/VM':>9}"
+    )
+    for n in sizes:
+        found = {}
+        for variant in ("ours", "raw"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--measure", f"{variant}:{n}"],
+                cwd=ROOT, capture_output=True, text=True, check=True,
+            )
+            found[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+        ours, raw = found["ours"], found["raw"]
+        ours_mb, raw_mb = ours["peak_mb"] - ours["base_mb"], raw["peak_mb"] - raw["base_mb"]
+        print(
+            f"{n:>5}  {ours['seconds']:>10.2f}  {raw['seconds']:>8.2f}  {ours['seconds'] / raw['seconds']:>5.2f}x"
+            f"  {ours['peak_mb']:>10.0f}  {raw['peak_mb']:>8.0f}  {ours['peak_mb'] / raw['peak_mb']:>5.2f}x"
+            f"  {ours_mb / n:>6.3f}  {raw_mb / n:>9.3f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="small N, one repeat (CI)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--sizes", help="comma-separated N of the timing table (default 1,100,500)")
+    parser.add_argument("--memory-sizes", default="", help="comma-separated N of the fresh-process table")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sizes = [1, 20] if args.smoke else [1, 100, 500]
+    if args.measure:
+        variant, n = args.measure.split(":")
+        measure_once(variant, int(n))
+        return
+    sizes = [1, 20] if args.smoke else [int(n) for n in (args.sizes or "1,100,500").split(",")]
     repeats = 1 if args.smoke else args.repeats
     evaluate(deploy, config_for(1), "prod")  # warm-up: first-run import and runtime costs are not per-VM
     print(f"{'N':>5}  {'program s':>10}  {'raw s':>8}  {'ratio':>6}  {'raw+IB s':>9}  {'ratio':>6}  resources")
@@ -170,6 +230,10 @@ def main() -> None:
     print(f"import components.program: {seconds:.2f}s")
     print(f"pulumi_azure_native submodules executed after import: {len(at_import)} ({', '.join(at_import)})")
     print(f"... after evaluating the dev stack: {len(after_eval)} ({', '.join(after_eval)}); the other ~250 stay lazy")
+    if args.memory_sizes and not args.smoke:
+        print()
+        print("each evaluated once in a fresh interpreter: peak RSS (ru_maxrss) and MB per VM above the warm start")
+        memory_table([int(n) for n in args.memory_sizes.split(",")])
 
 
 if __name__ == "__main__":

@@ -104,6 +104,7 @@ TARGET_TOTAL_PER_VM = 2.2
 TARGET_FLOOR_RATIO = 1.15
 #: The verifier's default; the baseline polls trigger operations at the same pace.
 OPERATION_POLL_SECONDS = 2.0
+#: As components/initial_backup.py runs the verifier (``--trigger-workers`` to try others).
 TRIGGER_WORKERS = 16
 #: --smoke shrinks ARM's buckets so that 10 VMs meet the limits within seconds.
 SMOKE_LIMITS = {"reads": BucketLimit(6, 12.5), "writes": BucketLimit(4, 5.0), "deletes": BucketLimit(4, 5.0)}
@@ -351,6 +352,7 @@ class Options:
     latency_ms: float
     operation_delay: float
     limits: dict[str, tuple[int, float]]
+    trigger_workers: int = TRIGGER_WORKERS
 
 
 @dataclass
@@ -434,7 +436,7 @@ def measure(path: str, size: Size, throttled: bool, options: Options) -> RunRepo
                 job_seconds=options.job_seconds,
                 poll_seconds=options.poll_seconds,
                 operation_poll_seconds=OPERATION_POLL_SECONDS,
-                trigger_workers=TRIGGER_WORKERS,
+                trigger_workers=options.trigger_workers,
                 timeout_minutes=max(10, math.ceil(4 * floor / 60)),
                 pacing=options.limits if throttled else None,
             )
@@ -567,7 +569,7 @@ def render(reports: Sequence[RunReport], options: Options) -> str:
             f"per request, trigger operations InProgress for {options.operation_delay:g} s; NxV = N VMs in V vaults;",
             f"throttled: ARM's buckets enforced per subscription and principal (writes {writes[0]} +{writes[1]:g}/s, "
             f"reads {reads[0]} +{reads[1]:g}/s) and the client paces; none: no limits, no pacing.",
-            f"verifier: {TRIGGER_WORKERS} trigger threads per vault; baseline: operation status polled every "
+            f"verifier: {options.trigger_workers} trigger threads per vault; baseline: operation status polled every "
             f"{OPERATION_POLL_SECONDS:g} s (az backup-now).",
             "",
             "Wall time and client memory. floor: D+P without limits, (N - writes bucket) / refill + D throttled;",
@@ -623,6 +625,9 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     parser.add_argument(
         "--operation-delay", type=float, default=0.0, help="seconds a trigger operation stays InProgress"
     )
+    parser.add_argument(
+        "--trigger-workers", type=int, default=TRIGGER_WORKERS, help=f"trigger threads per vault ({TRIGGER_WORKERS})"
+    )
     parser.add_argument("--paths", default=",".join(PATHS), help="which of verifier,baseline to run (default both)")
     parser.add_argument("--json", metavar="PATH", help="also write the measurements as JSON to PATH")
     args = parser.parse_args(argv)
@@ -641,6 +646,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         latency_ms=args.latency_ms,
         operation_delay=args.operation_delay,
         limits={kind: (limit.size, limit.refill_per_second) for kind, limit in limits.items()},
+        trigger_workers=args.trigger_workers,
     )
     paths = [path for path in PATHS if path in args.paths.split(",")]
     if not paths:

@@ -74,7 +74,8 @@ TRIGGERED = "Triggered"
 IN_PROGRESS_CODE = "UserErrorBackupOperationInProgress"
 #: Tolerance between our clock and Azure's when matching job and recovery point times.
 CLOCK_SLACK = dt.timedelta(minutes=5)
-#: The polls' job-list window starts this long before the oldest start still waited on. Smaller than
+#: The polls' job-list window starts this long before the oldest trigger not matched to its job yet (a
+#: job already seen bounds it by its own start time, Azure's clock). Smaller than
 #: CLOCK_SLACK because the window is paged at every poll: with 5 minutes, a fleet run lists every job of
 #: the run at every poll. A VM's start bound is Azure's own job startTime once its job was seen, and
 #: our clock only until then (the moment before its POST); clocks of NTP-synced hosts agree within far
@@ -620,10 +621,15 @@ class InitialBackupVerifier:
         return self.api.list_backup_jobs(now - MAX_JOB_WINDOW, now + CLOCK_SLACK, status="InProgress")
 
     def _list_jobs(self, waiting: list[_Tracked], now: dt.datetime) -> list[JobInfo] | None:
-        # A VM whose job completed (and only waits for its recovery point) needs no list.
-        starts = [t.since for t in waiting if t.since is not None and not (t.job and t.job.status in COMPLETED)]
+        # A VM whose job completed (and only waits for its recovery point) needs no list; a job seen
+        # before bounds the window by its own (Azure's) start time, a VM not matched yet by our clock.
+        starts = [
+            t.job.start_time if t.job and t.job.start_time else t.since - LIST_SLACK
+            for t in waiting
+            if t.since is not None and not (t.job and t.job.status in COMPLETED)
+        ]
         # Azure rejects job queries spanning more than ~30 days; older jobs are fetched by id instead.
-        start = max(min(starts, default=now) - LIST_SLACK, now - MAX_JOB_WINDOW)
+        start = max(min(starts, default=now - LIST_SLACK) - dt.timedelta(seconds=1), now - MAX_JOB_WINDOW)
         try:
             jobs = self.api.list_backup_jobs(start, now + CLOCK_SLACK)
             if any(t.since is None for t in waiting):

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.transport import RequestsTransport
 
 from components.config import InitialBackupSettings
@@ -239,3 +240,53 @@ def test_a_throttled_run_without_client_pacing_rides_out_the_429s_and_fails_no_v
     assert set(outcome.values()) == {"Completed"} and len(outcome) == 12
     assert emu.throttle.refused["writes"] > 0  # ARM did refuse triggers...
     assert all(emu.trigger_count(f"vm{i:03d}") == 1 for i in range(1, 13))  # ...and each VM was triggered once
+
+
+# --- the SDK's retries: jitter and the time budget ------------------------------------------------
+
+
+@pytest.fixture
+def plain_emu() -> Iterator[Emulator]:
+    with Emulator(clock=ManualClock()) as emulator:
+        yield emulator
+
+
+def sdk_api(emu: Emulator, retry: RetrySettings, vault: VaultRef) -> BackupApi:
+    client = make_sdk_client(
+        SUB, emu.credential(), retry=retry, base_url=emu.base_url, connection_verify=emu.ca_path, pacing=False
+    )
+    return BackupApi(client, vault, retry=retry, sleep=manual_sleep(emu))
+
+
+def test_the_sdk_sleeps_retry_after_plus_jitter_so_threads_throttled_together_come_back_apart(
+    plain_emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(RequestsTransport, "sleep", lambda self, seconds: slept.append(seconds))
+    vault = VaultRef(SUB, "rg-backup", "rsv-jitter")
+    protect(plain_emu, vault, [])
+    plain_emu.faults.http("jobs.list", 429, retry_after=3, times=3)
+    api = sdk_api(plain_emu, RetrySettings(sdk_total=5, max_retry_after=30.0, jitter=0.5), vault)
+    now = plain_emu.state.now()
+
+    assert api.list_backup_jobs(now - dt.timedelta(hours=1), now) == []
+    assert len(slept) == 3 and all(3.0 <= s <= 4.5 for s in slept)
+    assert len(set(slept)) > 1
+
+
+def test_the_sdk_does_not_sleep_a_retry_after_that_does_not_fit_the_time_left(
+    plain_emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(RequestsTransport, "sleep", lambda self, seconds: slept.append(seconds))
+    vault = VaultRef(SUB, "rg-backup", "rsv-budget")
+    protect(plain_emu, vault, [])
+    plain_emu.faults.http("jobs.list", 429, retry_after=3)
+    api = sdk_api(plain_emu, NO_JITTER, vault)
+    api.set_time_budget(lambda: 2.0)
+    now = plain_emu.state.now()
+
+    with pytest.raises(HttpResponseError) as caught:
+        api.list_backup_jobs(now - dt.timedelta(hours=1), now)
+    assert caught.value.status_code == 429
+    assert slept == []

@@ -179,8 +179,16 @@ class CountingApi:
     def operation_status(self, operation_id: str) -> OperationInfo:
         return self.api.operation_status(operation_id)
 
-    def list_backup_jobs(self, start: dt.datetime, end: dt.datetime, status: str | None = None) -> list[JobInfo]:
-        jobs = self.api.list_backup_jobs(start, end, status)
+    streams_job_pages = True
+
+    def list_backup_jobs(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        status: str | None = None,
+        on_page: Callable[[list[JobInfo]], None] | None = None,
+    ) -> list[JobInfo]:
+        jobs = self.api.list_backup_jobs(start, end, status, on_page)
         with self._lock:
             (self.after if self.triggered else self.before).append(len(jobs))
         return jobs

@@ -599,16 +599,40 @@ class InitialBackupVerifier:
         a recovery point list for each VM whose job completed."""
         if not waiting:
             return
-        jobs = self._list_jobs(waiting, self.clock())
-        by_id = {j.job_id.lower(): j for j in jobs or ()}
-        if jobs is not None:
-            for t in waiting:
-                self._observe(t, jobs, by_id)
-        # Triggers whose operation was InProgress and whose job is not in this poll's list yet.
-        pending = [t for t in waiting if t.phase == "waiting" and t.operation_id is not None]
-        self._each(pending, partial(self._recheck_operation, by_id=by_id), "trigger-operations")
-        if jobs is not None:
-            self._check_recovery_points([t for t in waiting if self._needs_recovery_point(t)])
+        early: dict[int, _Tracked] = {}
+        pools: list[ThreadPoolExecutor] = []
+        on_page: Callable[[list[JobInfo]], None] | None = None
+        if self.mode == "completed" and getattr(self.api, "streams_job_pages", False):
+            known = {t.job_id.lower(): t for t in waiting if t.job_id and not t.lookup}
+
+            def on_page(batch: list[JobInfo]) -> None:
+                # A known job seen Completed on this page: its recovery point list starts now, while
+                # the later pages of a fleet's job list still load (the poll's tail at fleet size).
+                for job in batch:
+                    t = known.pop(job.job_id.lower(), None)
+                    if t is None or job.status not in COMPLETED or t.phase != "waiting":
+                        continue
+                    self._apply_job(t, job)
+                    early[id(t)] = t
+                    if not pools:
+                        pools.append(ThreadPoolExecutor(self.read_workers, thread_name_prefix="recovery-points"))
+                    pools[0].submit(self._check_recovery_point, t)
+
+        try:
+            jobs = self._list_jobs(waiting, self.clock(), on_page)
+            rest = [t for t in waiting if id(t) not in early]
+            by_id = {j.job_id.lower(): j for j in jobs or ()}
+            if jobs is not None:
+                for t in rest:
+                    self._observe(t, jobs, by_id)
+            # Triggers whose operation was InProgress and whose job is not in this poll's list yet.
+            pending = [t for t in rest if t.phase == "waiting" and t.operation_id is not None]
+            self._each(pending, partial(self._recheck_operation, by_id=by_id), "trigger-operations")
+            if jobs is not None:
+                self._check_recovery_points([t for t in rest if self._needs_recovery_point(t)])
+        finally:
+            for pool in pools:
+                pool.shutdown(wait=True)
 
     def _recheck_operation(self, t: _Tracked, by_id: Mapping[str, JobInfo]) -> None:
         self._check_operation(t)
@@ -620,7 +644,9 @@ class InitialBackupVerifier:
     def _running_jobs(self, now: dt.datetime) -> list[JobInfo]:
         return self.api.list_backup_jobs(now - MAX_JOB_WINDOW, now + CLOCK_SLACK, status="InProgress")
 
-    def _list_jobs(self, waiting: list[_Tracked], now: dt.datetime) -> list[JobInfo] | None:
+    def _list_jobs(
+        self, waiting: list[_Tracked], now: dt.datetime, on_page: Callable[[list[JobInfo]], None] | None = None
+    ) -> list[JobInfo] | None:
         # A VM whose job completed (and only waits for its recovery point) needs no list; a job seen
         # before bounds the window by its own (Azure's) start time, a VM not matched yet by our clock.
         starts = [
@@ -631,7 +657,11 @@ class InitialBackupVerifier:
         # Azure rejects job queries spanning more than ~30 days; older jobs are fetched by id instead.
         start = max(min(starts, default=now - LIST_SLACK) - dt.timedelta(seconds=1), now - MAX_JOB_WINDOW)
         try:
-            jobs = self.api.list_backup_jobs(start, now + CLOCK_SLACK)
+            if on_page is not None:
+                lister: Callable[..., list[JobInfo]] = self.api.list_backup_jobs
+                jobs = lister(start, now + CLOCK_SLACK, on_page=on_page)
+            else:
+                jobs = self.api.list_backup_jobs(start, now + CLOCK_SLACK)
             if any(t.since is None for t in waiting):
                 # Adopting a backup that was already running when we triggered: it may be old.
                 jobs += self._running_jobs(now)

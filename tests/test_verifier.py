@@ -145,11 +145,20 @@ class ScriptedApi(BackupApi):
             return OperationInfo("Failed", error_code=code, error_message="VM is not in a state that allows backups.")
         return op
 
-    def list_backup_jobs(self, start: dt.datetime, end: dt.datetime, status: str | None = None) -> list[JobInfo]:
+    def list_backup_jobs(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        status: str | None = None,
+        on_page: Callable[[list[JobInfo]], None] | None = None,
+    ) -> list[JobInfo]:
         self.list_times.append(self.emu.state.now())
         jobs = super().list_backup_jobs(start, end, status)
         self.emu.clock.advance(self.list_seconds.pop(0) if self.list_seconds else 0.0)  # type: ignore[attr-defined]
-        return [job for job in jobs if not self.hide(job)]
+        shown = [job for job in jobs if not self.hide(job)]
+        if on_page is not None:
+            on_page(shown)  # the whole list as one page, after its emulated time
+        return shown
 
     def poll_offsets(self, pre_trigger_lists: int = 2) -> list[float]:
         """Seconds from the first poll's job list to each poll's (after the pre-trigger look)."""

@@ -16,25 +16,26 @@ One run, for the VMs of one vault:
    what keeps a re-run from triggering again after a failed ``create()`` (dynamic providers save no
    partial state), and is honest: the proof "a backup of this VM completed and its recovery point
    exists" does not depend on who pressed the button. A newest job that Failed is retried.
-3. **Trigger** the rest concurrently (bounded pool): POST, operation id from ``Azure-AsyncOperation``,
-   then ONE ``backup_operation_statuses.get``. If it names the job, the VM waits on that job. If the
-   operation is still InProgress the thread does not wait for it (it triggers the next VM): the VM's
-   job is picked up from the batched job list of step 4 instead. An operation failing with
-   ``UserErrorBackupOperationInProgress`` means someone else's backup is running: adopt it.
-4. **Verify in one batched loop**, polling at a fixed cadence (every ``poll_seconds`` from the first
-   poll, however long a poll's requests take; a poll that overruns a whole interval is followed at
-   once, and the cadence restarts from there): per poll, ONE paged ``backup_jobs.list`` for the whole
-   vault (never a GET per job); when a VM's job completes, ONE ``recovery_points.list`` for it. A VM
-   whose trigger operation was still InProgress is matched to its running backup job in that list;
-   until it is, its operation status is checked once per poll, so a trigger that fails
-   asynchronously is reported with its error code (or adopts the running backup it collided with)
-   at the next poll, and a VM in verify mode ``none`` still gets its job id.
+3. **Trigger** the rest concurrently (bounded pool, every request paced within ARM's budget by
+   :mod:`protectedvm.pacing`) while step 4 already polls the VMs triggered so far: POST, operation id
+   from ``Azure-AsyncOperation``, and no operation status GET (in mode ``none``, which never polls,
+   one). The VM's job is taken from the next batched job list: a backup of the VM running since the
+   POST. A throttled POST is retried for as long as ``timeoutMinutes`` allows.
+4. **Verify in one batched loop**, polling at a fixed cadence (every ``poll_seconds``; while the first
+   triggers are being sent from the start, then from the moment the last one was sent; however long a
+   poll's requests take; a poll that overruns a whole interval is followed at once, and the cadence
+   restarts from there): per poll, ONE paged ``backup_jobs.list`` for the whole vault (never a GET per
+   job), over the jobs started since the oldest one still running; when a VM's job completes, ONE
+   ``recovery_points.list`` for it, started while the later list pages load. A VM whose job is not in
+   that list has its operation status checked once per poll until it is, so a trigger that fails
+   asynchronously is reported with its error code, and one that collided with a running backup
+   (``UserErrorBackupOperationInProgress``) adopts it.
 5. **Settle everything, then fail once**: Failed/Cancelled jobs and timeouts are collected and raised
    together as :class:`InitialBackupError`, after every other job settled.
 
-Requests per VM on the happy path: trigger, operation status, recovery points (3), plus O(1) list
-calls per poll per vault. A slow trigger operation adds one operation status per poll only while the
-VM's job has not shown up in the job list.
+Requests per VM on the happy path: trigger and recovery points (2), plus O(1) list calls per poll per
+vault. A job that is not listed by the next poll (a slow or failed trigger operation) adds one
+operation status per poll until it is.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
+from .compute import ComputeState, check_compute_api_version
 from .errors import ApiError, invalid_input
 from .state import Job, Operation, State, Vault
 
@@ -56,6 +57,8 @@ def split_path(path: str) -> list[str]:
 def match(method: str, path: str) -> Match | None:
     seg = split_path(path)
     low = [s.lower() for s in seg]
+    if len(seg) >= 7 and low[:1] == ["subscriptions"] and low[2] == "resourcegroups" and low[5] == "microsoft.compute":
+        return match_compute(method.upper(), seg, low)
     if (
         len(seg) < 8
         or low[0] != "subscriptions"
@@ -103,6 +106,8 @@ def match(method: str, path: str) -> Match | None:
             return m("recoveryPoints.list", container, item)
         if len(tail) == 2 and ltail[0] == "recoverypoints" and method == "GET":
             return m("recoveryPoint.get", container, item, tail[1])
+        if len(tail) == 3 and ltail[0] == "recoverypoints" and ltail[2] == "restore" and method == "POST":
+            return m("restore.trigger", container, item, tail[1])
     return None
 
 
@@ -129,9 +134,18 @@ class Router:
             "job.get": self._job_get,
             "recoveryPoints.list": self._rps_list,
             "recoveryPoint.get": self._rp_get,
+            "restore.trigger": self._restore,
+            "compute.vm.get": self._compute_vm_get,
+            "compute.disks.list": self._disks_list,
+            "compute.disk.get": self._disk_get,
+            "compute.disk.patch": self._disk_patch,
+            "compute.disk.delete": self._disk_delete,
         }
 
     def handle(self, req: Request, found: Match) -> Response:
+        if found.route.startswith("compute."):
+            check_compute_api_version(req.query.get("api-version"))
+            return self._handlers[found.route](req, found)
         check_api_version(req.query.get("api-version"))
         return self._handlers[found.route](req, found)
 
@@ -242,6 +256,57 @@ class Router:
 
     def _rp_get(self, req: Request, found: Match) -> Response:
         return Response(200, self.state.get_recovery_point(self._vault(found), *found.args))
+
+    # --- restore (the restore drill) -------------------------------------
+    def _restore(self, req: Request, found: Match) -> Response:
+        """202 with Azure-AsyncOperation, Location and Retry-After, as in
+        TriggerRestore_RestoreDisks_IaasVMRestoreRequest.json (the same headers as a backup trigger)."""
+        vault = self._vault(found)
+        container, item, rp = found.args
+        op = self.state.trigger_restore(vault, container, item, rp, parse_body(req.body))
+        return Response(202, None, self._lro_headers(req, self._item_url(req, vault, container, item), op))
+
+    # --- Microsoft.Compute slice (emulator/compute.py) ---------------------
+    @property
+    def _compute(self) -> ComputeState:
+        return self.state.compute
+
+    def _compute_vm_get(self, req: Request, found: Match) -> Response:
+        sub, rg, _ = found.vault
+        return Response(200, self.state.vm_body(sub, rg, found.args[0]))
+
+    def _disks_list(self, req: Request, found: Match) -> Response:
+        sub, rg, _ = found.vault
+        return Response(200, {"value": [self._compute.disk_body(d) for d in self._compute.disks(sub, rg)]})
+
+    def _disk_get(self, req: Request, found: Match) -> Response:
+        sub, rg, _ = found.vault
+        return Response(200, self._compute.disk_body(self._compute.require_disk(sub, rg, found.args[0])))
+
+    def _disk_patch(self, req: Request, found: Match) -> Response:
+        sub, rg, _ = found.vault
+        disk = self._compute.patch_disk(sub, rg, found.args[0], parse_body(req.body))
+        return Response(200, self._compute.disk_body(disk))
+
+    def _disk_delete(self, req: Request, found: Match) -> Response:
+        """200 when a disk was deleted, 204 when there was none (Disk_Delete.json lists 200/202/204)."""
+        sub, rg, _ = found.vault
+        return Response(200 if self._compute.delete_disk(sub, rg, found.args[0]) else 204)
+
+
+def match_compute(method: str, seg: list[str], low: list[str]) -> Match | None:
+    """``/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/`` + ``virtualMachines/{vm}``,
+    ``disks`` or ``disks/{disk}``."""
+    group = (seg[1], seg[3], "")
+    rest, lrest = seg[6:], low[6:]
+    if len(rest) == 2 and lrest[0] == "virtualmachines" and method == "GET":
+        return Match("compute.vm.get", group, (rest[1],))
+    if lrest == ["disks"] and method == "GET":
+        return Match("compute.disks.list", group, ())
+    if len(rest) == 2 and lrest[0] == "disks":
+        routes = {"GET": "compute.disk.get", "PATCH": "compute.disk.patch", "DELETE": "compute.disk.delete"}
+        return Match(routes[method], group, (rest[1],)) if method in routes else None
+    return None
 
 
 def check_api_version(version: str | None) -> None:

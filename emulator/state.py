@@ -17,6 +17,7 @@ from typing import Any
 
 from .catalog import IN_PROGRESS_ERROR, JobError
 from .clock import Clock
+from .compute import ComputeState, Disk
 from .errors import ApiError, invalid_input, resource_not_found
 from .faults import HANG, Faults, JobOutcome, vm_key
 from .names import (
@@ -172,6 +173,28 @@ class JobView:
     user_triggered: bool
 
 
+@dataclass
+class Restore:
+    """What a "RestoreDisks" request asked for, kept beside its Restore job until the job ends."""
+
+    job_id: str
+    vm_id: str
+    vm_name: str
+    recovery_point_time: dt.datetime
+    storage_account: str
+    target_subscription: str
+    target_resource_group: str
+    region: str
+    disks: list[str] = field(default_factory=list)
+    applied: bool = False
+
+
+#: ``IaasVMRestoreRequest`` and its one subtype (swagger discriminator values; SDK 11.x models).
+RESTORE_REQUEST_TYPES = ("IaasVMRestoreRequest", "IaasVMRestoreWithRehydrationRequest")
+#: The ``RecoveryType`` enum values (SDK ``models.RecoveryType``, from the swagger).
+RECOVERY_TYPES = ("Invalid", "OriginalLocation", "AlternateLocation", "RestoreDisks", "Offline")
+
+
 class State:
     def __init__(
         self,
@@ -194,6 +217,8 @@ class State:
         self._triggers: Counter[str] = Counter()
         self._seq = 0
         self._rng = random.Random()
+        self.compute = ComputeState()
+        self._restores: dict[str, Restore] = {}
 
     # --- time -------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -562,6 +587,8 @@ class State:
             job.end_time = job.start_time + dt.timedelta(seconds=ends_at - job.started_at)
             if job.operation == "Backup":
                 self._apply_backup_result(job)
+            elif job.operation == "Restore":
+                self._apply_restore_result(job)
 
     def _apply_backup_result(self, job: Job) -> None:
         vault = self._vaults.get(job.vault_key)
@@ -628,7 +655,9 @@ class State:
                     "recommendations": list(err.recommendations),
                 }
             ]
-        if detailed:
+        if detailed and job.operation == "Restore":
+            props["extendedInfo"] = self._restore_extended_info(job, elapsed)
+        elif detailed:
             props["extendedInfo"] = self._extended_info(job, elapsed)
         return {
             "id": f"{job.vault_id}/backupJobs/{job.job_id}",
@@ -741,6 +770,153 @@ class State:
                 )
             return tuple(views)
 
+    # --- restores (the restore drill) -----------------------------------------
+    def trigger_restore(self, vault: Vault, container: str, item: str, rp_name: str, body: dict[str, Any]) -> Operation:
+        """POST .../recoveryPoints/{rp}/restore with an ``IaasVMRestoreRequest`` of recovery type
+        ``RestoreDisks`` (the request of TriggerRestore_RestoreDisks_IaasVMRestoreRequest.json).
+
+        Rules enforced, each from the request model's documentation (SDK 11.x ``IaasVMRestoreRequest``)
+        or the example: objectType and recoveryType are enum values; recoveryPointId (when sent) and
+        sourceResourceId name the path's recovery point and the item's VM; storageAccountId is a
+        storage account id (the staging location of a disk restore); targetResourceGroupId is where
+        managed disks are created. Only RestoreDisks is emulated (no VM is ever created here); other
+        recovery types are refused with a message saying so (an emulator limit, not an Azure rule).
+        Not checked for want of a source: that ``region`` equals the vault's region."""
+        props = body.get("properties")
+        if not isinstance(props, dict) or props.get("objectType") not in RESTORE_REQUEST_TYPES:
+            raise invalid_input(
+                f"The restore request must have properties.objectType one of {', '.join(RESTORE_REQUEST_TYPES)}."
+            )
+        recovery_type = props.get("recoveryType")
+        if recovery_type not in RECOVERY_TYPES:
+            raise invalid_input(f"recoveryType '{recovery_type}' is not valid; allowed: {', '.join(RECOVERY_TYPES)}.")
+        if recovery_type != "RestoreDisks":
+            raise invalid_input(
+                f"The emulator only restores disks (recoveryType 'RestoreDisks'), not '{recovery_type}'."
+            )
+        sent_rp = props.get("recoveryPointId")
+        if sent_rp is not None and str(sent_rp) != rp_name:
+            raise invalid_input(
+                f"recoveryPointId '{sent_rp}' does not match the recovery point '{rp_name}' of the URL."
+            )
+        source = props.get("sourceResourceId")
+        if not isinstance(source, str):
+            raise invalid_input("properties.sourceResourceId is required.")
+        source_ref = parse_vm_id(source)
+        storage = _arm_parts(props.get("storageAccountId"), "Microsoft.Storage/storageAccounts")
+        if storage is None:
+            raise invalid_input(
+                "properties.storageAccountId must be a storage account id "
+                "(/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Storage/storageAccounts/<name>)."
+            )
+        target = _arm_parts(props.get("targetResourceGroupId"), None)
+        if target is None:
+            raise invalid_input(
+                "properties.targetResourceGroupId must be a resource group id "
+                "(/subscriptions/<id>/resourceGroups/<rg>) to restore managed disks."
+            )
+        region = props.get("region")
+        if not isinstance(region, str) or not region:
+            raise invalid_input("properties.region is required.")
+        with self._lock:
+            self._advance()
+            found = self.require_item(vault, container, item)
+            if source_ref.key != found.vm.key:
+                raise invalid_input(f"sourceResourceId '{source}' does not match protected item '{item}'.")
+            point = next((rp for rp in found.recovery_points if rp.name == rp_name), None)
+            if point is None:
+                raise ApiError(404, "BMSUserErrorRecoveryPointNotFound", f"Recovery point '{rp_name}' was not found.")
+            op = self._new_operation(_vault_key(vault), item.lower(), "restore")
+            outcome = self.faults.take_restore_outcome(found.vm.name)
+            job = self._new_job(vault, found, "Restore", outcome, user_triggered=True)
+            op.job_id = job.job_id
+            restore = Restore(
+                job.job_id,
+                found.vm.id,
+                found.vm.name,
+                point.time,
+                storage[2],
+                target[0],
+                target[1],
+                region.replace(" ", "").lower(),
+            )
+            self._restores[job.job_id] = restore
+            if job.status != "InProgress":  # a zero-length job ended inside _new_job, before the record existed
+                self._apply_restore_result(job)
+            return op
+
+    def _apply_restore_result(self, job: Job) -> None:
+        restore = self._restores.get(job.job_id)
+        if restore is None or restore.applied or job.end_time is None:
+            return
+        restore.applied = True
+        if job.status not in ("Completed", "CompletedWithWarnings"):
+            return
+        layout = self.compute.layout(restore.vm_id, restore.vm_name)
+        suffix = job.job_id.replace("-", "")[:8]
+        for index, source_disk in enumerate([layout.os_disk, *layout.data_disks]):
+            disk: Disk = self.compute.create_disk(
+                restore.target_subscription,
+                restore.target_resource_group,
+                f"{source_disk}-{suffix}",
+                restore.region,
+                job.end_time,
+                "Linux" if index == 0 else None,
+            )
+            restore.disks.append(disk.name)
+
+    def _restore_extended_info(self, job: Job, elapsed: float) -> dict[str, Any]:
+        """``propertyBag`` keys of a "Recover disks" job as ``az backup job show`` prints them
+        (MicrosoftDocs azure-docs, articles/backup/tutorial-restore-disk.md; the trailing space in
+        "Recovery point time " is Azure's). The blob names follow that example's pattern. No source
+        shows a restore job's ``tasksList``, so none is emitted."""
+        restore = self._restores.get(job.job_id)
+        total = self._job_duration(job)
+        info: dict[str, Any] = {
+            "progressPercentage": 100.0
+            if job.status != "InProgress"
+            else (99.0 if total <= 0 else min(99.0, round(100.0 * elapsed / total, 1))),
+        }
+        if restore is not None:
+            bag = {
+                "Job Type": "Recover disks",
+                "Recovery point time ": restore.recovery_point_time.astimezone(dt.UTC).strftime("%m/%d/%Y %I:%M:%S %p"),
+                "Target Storage Account Name": restore.storage_account,
+                "Target resource group": restore.target_resource_group,
+            }
+            if job.status in ("Completed", "CompletedWithWarnings"):
+                container = f"{restore.vm_name}-{job.activity_id.replace('-', '')}"
+                blob = f"https://{restore.storage_account}.blob.core.windows.net/{container}"
+                bag.update(
+                    {
+                        "Config Blob Container Name": container,
+                        "Config Blob Name": f"config-{restore.vm_name}-{job.job_id}.json",
+                        "Config Blob Uri": f"{blob}/config-{restore.vm_name}-{job.job_id}.json",
+                        "Template Blob Uri": f"{blob}/azuredeploy{job.job_id}.json",
+                    }
+                )
+            info["propertyBag"] = bag
+        if job.status == "InProgress":
+            info["estimatedRemainingDuration"] = iso_duration(max(0.0, total - elapsed))
+        if job.status == "Failed" and job.outcome.error is not None:
+            info["dynamicErrorMessage"] = job.outcome.error.message
+        return info
+
+    def restored_disks(self, job_id: str) -> list[str]:
+        """Names of the disks a Restore job created (tests and the rehearsal, not an API)."""
+        with self._lock:
+            self._advance()
+            restore = self._restores.get(job_id)
+            return list(restore.disks) if restore else []
+
+    def vm_body(self, sub: str, rg: str, name: str) -> dict[str, Any]:
+        """GET Microsoft.Compute/virtualMachines/{name}: only VMs added with ``add_vm`` exist."""
+        with self._lock:
+            vm = self._vms.get(VmRef(sub, rg, name).key)
+            if vm is None:
+                raise resource_not_found("Microsoft.Compute/virtualMachines", name, rg)
+            return self.compute.vm_body(self.compute.layout(vm.id, vm.name))
+
 
 def _task_statuses(status: str, elapsed: float, half: float, has_error: bool) -> tuple[str, str]:
     if status in ("Completed", "CompletedWithWarnings"):
@@ -775,3 +951,21 @@ def _parse_iso(value: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _arm_parts(value: Any, provider_type: str | None) -> tuple[str, str, str] | None:
+    """(subscription, resource group, name) of ``/subscriptions/s/resourceGroups/rg[/providers/<type>/name]``;
+    ``provider_type`` None means a resource group id (name is then the group)."""
+    if not isinstance(value, str):
+        return None
+    parts = [p for p in value.strip().split("/") if p]
+    if len(parts) < 4 or parts[0].lower() != "subscriptions" or parts[2].lower() != "resourcegroups":
+        return None
+    if provider_type is None:
+        return (parts[1], parts[3], parts[3]) if len(parts) == 4 else None
+    namespace, _, kind = provider_type.partition("/")
+    if len(parts) != 8 or parts[4].lower() != "providers" or parts[5].lower() != namespace.lower():
+        return None
+    if parts[6].lower() != kind.lower():
+        return None
+    return parts[1], parts[3], parts[7]

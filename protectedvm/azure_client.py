@@ -283,13 +283,14 @@ def operation_id_from_headers(headers: Mapping[str, str]) -> str:
     raise ValueError("the backup trigger answered without an Azure-AsyncOperation or Location header")
 
 
-def job_filter(start: dt.datetime, end: dt.datetime, status: str | None = None) -> str:
-    """The one OData filter per poll: IaaS VM backup jobs whose start lies in [start, end] (UTC),
-    optionally only those in one status (``InProgress`` keeps a month-long window small)."""
+def job_filter(start: dt.datetime, end: dt.datetime, status: str | None = None, operation: str = "Backup") -> str:
+    """The one OData filter per poll: IaaS VM jobs of one operation (``Backup``; the restore drill
+    asks for ``Restore``) whose start lies in [start, end] (UTC), optionally only those in one status
+    (``InProgress`` keeps a month-long window small)."""
     fmt = JOB_FILTER_TIME_FORMAT
     status_clause = f" and status eq '{status}'" if status else ""
     return (
-        f"operation eq 'Backup' and backupManagementType eq 'AzureIaasVM'{status_clause}"
+        f"operation eq '{operation}' and backupManagementType eq 'AzureIaasVM'{status_clause}"
         f" and startTime eq '{start.astimezone(dt.UTC).strftime(fmt)}'"
         f" and endTime eq '{end.astimezone(dt.UTC).strftime(fmt)}'"
     )
@@ -450,3 +451,159 @@ class BackupApi:
             last_backup_time=_utc(props.get("lastBackupTime")),
             last_recovery_point=_utc(props.get("lastRecoveryPoint")),
         )
+
+    # --- the restore drill (protectedvm/drill.py) ------------------------------------------
+
+    def list_jobs(
+        self, start: dt.datetime, end: dt.datetime, operation: str, status: str | None = None
+    ) -> list[JobInfo]:
+        """Like :meth:`list_backup_jobs` for any operation (the drill polls ``Restore`` jobs)."""
+        pages: Iterable[m.JobResource] = self.client.backup_jobs.list(
+            self.vault.name, self.vault.resource_group, filter=job_filter(start, end, status, operation)
+        )
+        return [job_info(job) for job in pages]
+
+    def job_property_bag(self, job_id: str) -> dict[str, str]:
+        """``extendedInfo.propertyBag`` of one job: for a restore, where Azure put what it restored
+        ("Target resource group", "Target Storage Account Name", "Template Blob Uri", ...)."""
+        job = self.client.job_details.get(self.vault.name, self.vault.resource_group, job_id)
+        props = _raw(job.get("properties") if isinstance(job, Mapping) else None)
+        bag = _raw(_raw(props.get("extendedInfo")).get("propertyBag"))
+        return {str(key): str(value) for key, value in bag.items()}
+
+    def trigger_restore(self, vm: VmRef, recovery_point: str, target: RestoreTarget) -> str:
+        """POST a "RestoreDisks" restore of one recovery point as managed disks into the target
+        resource group (the request of the official TriggerRestore_RestoreDisks_IaasVMRestoreRequest
+        example, without its optional identity and disk-access settings); returns the operation id.
+
+        Not retried on our side like the backup trigger: a duplicate restore would create a second
+        set of disks. The SDK's own retries (5xx on the initial POST) still apply."""
+        request = m.RestoreRequestResource(
+            properties=m.IaasVMRestoreRequest(
+                recovery_point_id=recovery_point,
+                recovery_type="RestoreDisks",
+                source_resource_id=vm.vm_id,
+                storage_account_id=target.storage_account_id,
+                target_resource_group_id=target.resource_group_id,
+                region=target.region,
+                create_new_cloud_service=True,
+                original_storage_account_option=False,
+                encryption_details=m.EncryptionDetails(encryption_enabled=False),
+            )
+        )
+        captured: dict[str, str] = {}
+
+        def keep_headers(response: PipelineResponse[Any, Any], _body: object, _headers: object) -> None:
+            captured.update(response.http_response.headers)
+
+        self.client.restores.begin_trigger(
+            self.vault.name,
+            self.vault.resource_group,
+            FABRIC_NAME,
+            vm.container_name,
+            vm.protected_item_name,
+            recovery_point,
+            request,
+            polling=False,
+            cls=keep_headers,
+        ).result()
+        return operation_id_from_headers(captured)
+
+# --- restore drill: targets and the managed-disk slice of Microsoft.Compute ----------------------
+
+#: Microsoft.Compute api-versions the drill speaks (disks: the DiskRP version of the official examples).
+DISKS_API_VERSION = "2024-03-02"
+VMS_API_VERSION = "2024-07-01"
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    """Where a "RestoreDisks" restore puts its output: managed disks in ``resource_group_id``, the
+    VM config and template in the staging storage account, in ``region`` (the vault's)."""
+
+    resource_group_id: str
+    storage_account_id: str
+    region: str
+
+
+@dataclass(frozen=True)
+class SourceVm:
+    vm_id: str
+    location: str
+    disk_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    id: str
+    name: str
+    tags: Mapping[str, str]
+    time_created: dt.datetime | None
+
+
+class ComputeApi:
+    """The few Microsoft.Compute calls the drill makes, sent through a backup client's own pipeline
+    (``send_request``: same credential, retry policy and transport), so no compute SDK is needed."""
+
+    def __init__(self, client: RecoveryServicesBackupClient) -> None:
+        self.client = client
+
+    def _send(self, method: str, url: str, body: Mapping[str, Any] | None = None) -> Any:
+        from azure.core.rest import HttpRequest
+        from azure.mgmt.core.exceptions import ARMErrorFormat
+
+        request = HttpRequest(method, url, json=dict(body) if body is not None else None)
+        response = self.client.send_request(request)
+        if response.status_code >= 400:
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        return response
+
+    def source_vm(self, vm_id: str) -> SourceVm:
+        body = self._send("GET", f"{vm_id}?api-version={VMS_API_VERSION}").json()
+        profile = _raw(_raw(body.get("properties")).get("storageProfile"))
+        names = [str(_raw(profile.get("osDisk")).get("name") or "")]
+        names += [str(_raw(disk).get("name") or "") for disk in profile.get("dataDisks") or []]
+        return SourceVm(vm_id, str(body.get("location") or ""), tuple(name for name in names if name))
+
+    def list_disks(self, resource_group_id: str) -> list[DiskInfo]:
+        url: str | None = f"{resource_group_id}/providers/Microsoft.Compute/disks?api-version={DISKS_API_VERSION}"
+        found: list[DiskInfo] = []
+        while url:
+            page = self._send("GET", url).json()
+            found += [_disk_info(_raw(item)) for item in page.get("value") or []]
+            url = page.get("nextLink") or None
+        return found
+
+    def get_disk(self, disk_id: str) -> DiskInfo | None:
+        try:
+            return _disk_info(self._send("GET", f"{disk_id}?api-version={DISKS_API_VERSION}").json())
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return None
+            raise
+
+    def set_disk_tags(self, disk_id: str, tags: Mapping[str, str]) -> None:
+        self._send("PATCH", f"{disk_id}?api-version={DISKS_API_VERSION}", {"tags": dict(tags)})
+
+    def delete_disk(self, disk_id: str) -> None:
+        """200/204 are done; a 202 is followed (its Location) until the delete finished."""
+        response = self._send("DELETE", f"{disk_id}?api-version={DISKS_API_VERSION}")
+        for _ in range(120):
+            if response.status_code != 202:
+                return
+            location = response.headers.get("Location") or response.headers.get("Azure-AsyncOperation")
+            if not location:
+                return
+            time.sleep(min(30.0, float(response.headers.get("Retry-After") or 5)))
+            response = self._send("GET", location)
+        raise TimeoutError(f"deleting {disk_id} did not finish")
+
+
+def _disk_info(body: Mapping[str, Any]) -> DiskInfo:
+    tags = _raw(body.get("tags"))
+    return DiskInfo(
+        id=str(body.get("id") or ""),
+        name=str(body.get("name") or ""),
+        tags={str(k): str(v) for k, v in tags.items()},
+        time_created=_utc(_raw(body.get("properties")).get("timeCreated")),
+    )

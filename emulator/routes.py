@@ -145,6 +145,7 @@ class Router:
     def handle(self, req: Request, found: Match) -> Response:
         if found.route.startswith("compute."):
             check_compute_api_version(req.query.get("api-version"))
+            self.state.settle()
             return self._handlers[found.route](req, found)
         check_api_version(req.query.get("api-version"))
         return self._handlers[found.route](req, found)

@@ -902,6 +902,11 @@ class State:
             info["dynamicErrorMessage"] = job.outcome.error.message
         return info
 
+    def settle(self) -> None:
+        """Finish what is due before a Microsoft.Compute read (restored disks appear when the job ends)."""
+        with self._lock:
+            self._advance()
+
     def restored_disks(self, job_id: str) -> list[str]:
         """Names of the disks a Restore job created (tests and the rehearsal, not an API)."""
         with self._lock:

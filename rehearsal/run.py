@@ -101,6 +101,10 @@ class RehearsalOptions:
     timeout_minutes: int | None = None
     rerun: bool = True
     stacks_dir: Path = STACKS_DIR
+    #: Run the restore drill of every VM after the pipeline check (``--no-drill`` skips it).
+    drill: bool = True
+    #: ``VM=CODE``: the VM's restore job fails with Azure error CODE (``hang`` never ends).
+    drill_faults: tuple[JobFault, ...] = ()
 
 
 @dataclass
@@ -251,6 +255,10 @@ def _deploy_and_verify(options: RehearsalOptions, plan: Plan, report: RehearsalR
         finally:
             client.close()
         healthy = _pipeline_check(emu, plan, printer)
+        if healthy and options.drill and not _restore_drill(emu, plan, options, printer):
+            report.exit_code, report.error = EXIT_FAILED, "the restore drill failed"
+            printer.line("result: FAILED (the scheduled restore drill would exit 1)")
+            return
     if not healthy:
         report.exit_code, report.error = EXIT_FAILED, "the pipeline check found an unhealthy VM"
         printer.line("result: FAILED (the pipeline's verify step would exit 1)")
@@ -426,3 +434,56 @@ def _summary(
             ("VM", "STATUS", "JOB", "RECOVERY POINT", "DURATION", "JOB ORIGIN", "ITEM STATE/LAST BACKUP"), rows
         )
     )
+
+
+# --- the restore drill (issue 18) ---------------------------------------------------------------
+
+
+def _restore_drill(emu: Any, plan: Plan, options: RehearsalOptions, printer: _Printer) -> bool:
+    """``python -m protectedvm drill`` of every VM of the stack against the emulator: restore, verify
+    the disks, delete them; True if every VM was restored and nothing the drill created is left."""
+    from protectedvm.azure_client import BackupApi, ComputeApi
+    from protectedvm.drill import RestoreDrill, Staging, render_table
+    from protectedvm.emulated import emulator_clock
+    from protectedvm.health import load_protected_vms
+
+    entries = load_protected_vms(plan.outputs)
+    subscription = entries[0].vault.subscription_id
+    group = f"rg-pvm-drill-{options.stack}"
+    staging = Staging.parse(
+        group,
+        f"/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Storage/storageAccounts/"
+        f"stpvmdrill{options.stack}",
+    )
+    printer.line()
+    printer.line(
+        f"restore drill: `python -m protectedvm drill --stack-outputs - --staging-resource-group {group} "
+        f"--staging-storage-account ... --sample {len(entries)}` (the weekly scheduled job drills a rotating sample)"
+    )
+    for fault in options.drill_faults:
+        if fault.outcome == "hang":
+            emu.faults.hang_next_restore(fault.vm)
+        else:
+            emu.faults.fail_next_restore(fault.vm, fault.outcome)
+        printer.line(f"fault injected: next restore job of {fault.vm} -> {fault.outcome}")
+    client = _sdk_client(emu, subscription)
+    try:
+        drill = RestoreDrill(
+            lambda vault: BackupApi(client, vault),
+            ComputeApi(client),
+            staging,
+            poll_seconds=30,
+            timeout_minutes=max(10.0, 4 * options.job_seconds / 60),
+            clock=emulator_clock(emu),
+            sleep=_scaled_sleep(options.speed),
+            log=lambda message: printer.progress(0, message),
+        )
+        report = drill.run(entries)
+    finally:
+        client.close()
+    printer.line()
+    printer.line(render_table(report))
+    emu.state.settle()
+    left = [disk.name for disk in emu.state.compute.disks(subscription, group)]
+    printer.line(f"disks left in {group} after the drill: {len(left)}" + (f" ({', '.join(left)})" if left else ""))
+    return report.ok and not left

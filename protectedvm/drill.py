@@ -47,7 +47,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from azure.core.exceptions import AzureError
 
@@ -74,6 +74,7 @@ RESTORE_OPERATION = "Restore"
 #: Restore jobs are looked for from a little before the first trigger (clock skew with Azure).
 CLOCK_SLACK = dt.timedelta(minutes=5)
 DEFAULT_SAMPLE = 1
+_T = TypeVar("_T")
 
 
 class DrillInputError(ValueError):
@@ -180,10 +181,18 @@ class DrillReport:
     #: Disks this run created and could not delete (should stay empty).
     not_cleaned: list[str] = field(default_factory=list)
     interrupted: bool = False
+    #: An Azure error that stopped the drill as a whole (e.g. the staging group unreadable).
+    error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return bool(self.rows) and all(row.ok for row in self.rows) and not self.not_cleaned and not self.interrupted
+        return (
+            bool(self.rows)
+            and all(row.ok for row in self.rows)
+            and not self.not_cleaned
+            and not self.interrupted
+            and self.error is None
+        )
 
 
 # --- sampling --------------------------------------------------------------------------------
@@ -300,6 +309,9 @@ class RestoreDrill:
             with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(work) or 1))) as pool:
                 list(pool.map(lambda item: self._start(item[0], item[1], existing), work))
             self._wait(self._started)
+        except AzureError as error:
+            report.error = f"drill stopped by an Azure error: {error_code(error)}: {_first_line(error)}"
+            self.log(report.error)
         except KeyboardInterrupt:
             report.interrupted = True
             for item in self._started:
@@ -307,7 +319,11 @@ class RestoreDrill:
                     item.row.problems.append("interrupted before the restore finished")
             self.log("interrupted: cleaning up what this run created")
         finally:
-            report.not_cleaned = self._clean_up(self._started, report.rows)
+            try:
+                report.not_cleaned = self._clean_up(self._started, report.rows)
+            except AzureError as error:
+                report.error = report.error or f"cleanup stopped by an Azure error: {error_code(error)}"
+                report.not_cleaned = sorted(disk.name for _, disk in self._ours.values())
         return report
 
     def remove_leftovers(self) -> list[str]:
@@ -423,7 +439,10 @@ class RestoreDrill:
             api = self._api(items[0].entry.vault)
             for item in items:
                 if item.row.restore_job_id is None and item.operation_id is not None:
-                    self._resolve_operation(api, item)
+                    try:
+                        self._resolve_operation(api, item)
+                    except AzureError as error:
+                        self.log(f"{item.row.vm_name}: operation status failed ({error_code(error)}); next poll")
             try:
                 jobs = {j.job_id.lower(): j for j in api.list_jobs(start, now + CLOCK_SLACK, RESTORE_OPERATION)}
             except AzureError as error:
@@ -490,16 +509,37 @@ class RestoreDrill:
             for item in items:
                 item.row.problems.append(f"restored disks unreadable: {error_code(error)}")
             return
+        found: list[tuple[DiskInfo, _Pending]] = []
         for disk in disks:
             key = disk.id.lower()
             if key in self._before or key in self._ours:
                 continue
             owner = next((i for i in items if _belongs(disk.name, i.entry.vm, i.source)), None)
-            if owner is None:
-                continue
-            self.disks.set_disk_tags(disk.id, {**disk.tags, DRILL_TAG: self.run_id, DRILL_VM_TAG: owner.row.vm_name})
-            self._ours[key] = (owner.entry.vm.key, disk)
+            if owner is not None:
+                found.append((disk, owner))
+
+        def tag(pair: tuple[DiskInfo, _Pending]) -> None:
+            disk, owner = pair
+            try:
+                self.disks.set_disk_tags(
+                    disk.id, {**disk.tags, DRILL_TAG: self.run_id, DRILL_VM_TAG: owner.row.vm_name}
+                )
+            except AzureError as error:
+                owner.row.problems.append(f"could not tag {disk.name}: {error_code(error)}")
+
+        # Registered as ours even if tagging fails: cleanup then finds no tag, keeps the disk and says so.
+        for disk, owner in found:
+            self._ours[disk.id.lower()] = (owner.entry.vm.key, disk)
             owner.row.disks_restored.append(disk.name)
+        self._concurrently(tag, found)
+
+    def _concurrently(self, work: Callable[[_T], object], items: Sequence[_T]) -> list[object]:
+        """Per-disk requests (tag, re-read, delete) in the bounded pool, like the restore triggers:
+        a drill of 50 VMs has 100 disks and should not pay 300 round trips one after another."""
+        if not items:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(items)))) as pool:
+            return list(pool.map(work, items))
 
     def _clean_up(self, pending: Sequence[_Pending], rows: Sequence[DrillRow]) -> list[str]:
         """Tag what appeared since the last look, then delete every disk of this run (tag checked)."""
@@ -510,12 +550,17 @@ class RestoreDrill:
             self.log(f"last look for restored disks failed ({error_code(error)})")
         rows_by_vm = {p.entry.vm.key: p.row for p in pending}
         not_cleaned: list[str] = []
-        for key, (vm_key, disk) in list(self._ours.items()):
+
+        def delete(disk: DiskInfo) -> bool:
             try:
-                deleted = self._delete_if_tagged(disk.id, self.run_id)
+                return self._delete_if_tagged(disk.id, self.run_id)
             except AzureError as error:
                 self.log(f"{disk.name}: delete failed ({error_code(error)}); the next run removes it by its tag")
-                deleted = False
+                return False
+
+        ours = list(self._ours.items())
+        results = self._concurrently(delete, [disk for _, (_, disk) in ours])
+        for (key, (vm_key, disk)), deleted in zip(ours, results, strict=True):
             if deleted:
                 rows_by_vm[vm_key].disks_deleted.append(disk.name)
                 del self._ours[key]
@@ -550,6 +595,10 @@ def _belongs(disk_name: str, vm: VmRef, source: SourceVm) -> bool:
     name = disk_name.lower()
     prefixes = [vm.name.lower(), *(d.lower() for d in source.disk_names)]
     return any(name == p or name.startswith(p + "-") or name.startswith(p + "_") for p in prefixes)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
 
 
 def _job_seconds(job: JobInfo) -> float | None:
@@ -592,6 +641,8 @@ def render_table(report: DrillReport) -> str:
         summary += f"; NOT deleted (tagged {DRILL_TAG}={report.run_id}): {', '.join(report.not_cleaned)}"
     if report.interrupted:
         summary += "; interrupted"
+    if report.error:
+        summary += f"; {report.error}"
     lines.append(f"drill {report.run_id}: {summary}")
     return "\n".join(lines)
 
@@ -602,6 +653,7 @@ def render_json(report: DrillReport) -> str:
             "runId": report.run_id,
             "ok": report.ok,
             "interrupted": report.interrupted,
+            "error": report.error,
             "leftoversDeleted": report.leftovers_deleted,
             "notCleaned": report.not_cleaned,
             "vms": [row.to_json() for row in report.rows],

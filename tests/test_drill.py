@@ -361,3 +361,43 @@ def test_disks_of_a_restore_still_running_at_interruption_are_named_and_refused_
         f"refused: the staging resource group {STAGING_RG} already holds {', '.join(sorted(stranded))} "
     )
     assert env.staging_disks() == stranded
+
+
+def test_disks_a_failed_delete_left_behind_are_removed_by_the_next_run(env: Drilled) -> None:
+    env.emu.faults.http("compute.disk.delete", 403, times=2, code="AuthorizationFailed", message="no delete")
+
+    first = env.drill().run(env.entries[:1])
+
+    assert not first.ok and len(first.not_cleaned) == 2
+    assert first.rows[0].problems == ["not every restored disk was deleted"]
+    assert sorted(env.staging_disks()) == sorted(first.not_cleaned)
+    assert render_table(first).splitlines()[-1].endswith(
+        f"; NOT deleted (tagged {DRILL_TAG}={first.run_id}): {', '.join(first.not_cleaned)}"
+    )
+
+    second = env.drill().run(env.entries[1:2])
+
+    assert second.ok and sorted(second.leftovers_deleted) == sorted(first.not_cleaned)
+    assert env.staging_disks() == []
+
+
+def test_an_azure_error_on_the_staging_group_stops_the_drill_with_its_code_not_a_traceback(
+    env: Drilled, tmp_path: Path
+) -> None:
+    env.emu.faults.http("compute.disks.list", 403, code="AuthorizationFailed", message="The client has no access.")
+
+    code, out, _ = run_cli(
+        env,
+        "--stack-outputs",
+        stack_outputs(tmp_path, env),
+        "--staging-resource-group",
+        STAGING_RG,
+        "--staging-storage-account",
+        STORAGE,
+    )
+
+    assert code == 1
+    assert out.splitlines()[-1].endswith(
+        "; drill stopped by an Azure error: AuthorizationFailed: (AuthorizationFailed) The client has no access."
+    )
+    assert env.restore_jobs() == []

@@ -401,3 +401,18 @@ def test_an_azure_error_on_the_staging_group_stops_the_drill_with_its_code_not_a
         "; drill stopped by an Azure error: AuthorizationFailed: (AuthorizationFailed) The client has no access."
     )
     assert env.restore_jobs() == []
+
+
+def test_sigterm_during_the_drill_is_an_interrupt_so_cleanup_runs() -> None:
+    import os
+    import signal
+
+    from protectedvm.drill_cli import _sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), _sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100):  # the handler runs at the next bytecode boundary
+            pass
+        pytest.fail("SIGTERM did not interrupt the drill")
+    assert signal.getsignal(signal.SIGTERM) == before

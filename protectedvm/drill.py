@@ -306,8 +306,19 @@ class RestoreDrill:
             for entry in entries:
                 report.rows.append(DrillRow(entry.vm.name, entry.vm.vm_id, entry.vault.name))
             work = list(zip(entries, report.rows, strict=True))
-            with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(work) or 1))) as pool:
-                list(pool.map(lambda item: self._start(item[0], item[1], existing), work))
+            sources = self._concurrently(lambda item: self._source(item[0], item[1]), work)
+            known = [(e.vm, src) for (e, _), src in zip(work, sources, strict=True) if isinstance(src, SourceVm)]
+            clashes: dict[str, list[str]] = {}
+            for disk in existing:
+                owner = _owner(disk.name, known)
+                if owner is not None:
+                    clashes.setdefault(owner.key, []).append(disk.name)
+            starts = [
+                (entry, row, src, clashes.get(entry.vm.key, []))
+                for (entry, row), src in zip(work, sources, strict=True)
+                if isinstance(src, SourceVm)
+            ]
+            self._concurrently(lambda item: self._start(*item), starts)
             self._wait(self._started)
         except AzureError as error:
             report.error = f"drill stopped by an Azure error: {error_code(error)}: {_first_line(error)}"
@@ -345,14 +356,17 @@ class RestoreDrill:
                 self._apis[key] = self.api_factory(vault)
             return self._apis[key]
 
-    def _start(self, entry: ProtectedVmEntry, row: DrillRow, existing: Sequence[DiskInfo]) -> _Pending | None:
-        vm = entry.vm
+    def _source(self, entry: ProtectedVmEntry, row: DrillRow) -> SourceVm | None:
+        """The source VM's disks (what a restore must bring back); None if unreadable (row failed)."""
         try:
-            source = self.disks.source_vm(vm.vm_id)
+            source = self.disks.source_vm(entry.vm.vm_id)
         except AzureError as error:
             return self._fail(row, error_code(error), f"source VM unreadable: {error_code(error)}")
         row.disks_expected = len(source.disk_names)
-        clashes = [disk.name for disk in existing if _belongs(disk.name, vm, source)]
+        return source
+
+    def _start(self, entry: ProtectedVmEntry, row: DrillRow, source: SourceVm, clashes: list[str]) -> _Pending | None:
+        vm = entry.vm
         if clashes:
             return self._fail(
                 row,
@@ -514,7 +528,8 @@ class RestoreDrill:
             key = disk.id.lower()
             if key in self._before or key in self._ours:
                 continue
-            owner = next((i for i in items if _belongs(disk.name, i.entry.vm, i.source)), None)
+            vm = _owner(disk.name, [(i.entry.vm, i.source) for i in items])
+            owner = next((i for i in items if vm is not None and i.entry.vm.key == vm.key), None)
             if owner is not None:
                 found.append((disk, owner))
 
@@ -534,8 +549,9 @@ class RestoreDrill:
         self._concurrently(tag, found)
 
     def _concurrently(self, work: Callable[[_T], object], items: Sequence[_T]) -> list[object]:
-        """Per-disk requests (tag, re-read, delete) in the bounded pool, like the restore triggers:
-        a drill of 50 VMs has 100 disks and should not pay 300 round trips one after another."""
+        """Per-VM and per-disk requests (VM reads, restores, tags, re-reads, deletes) in a bounded pool,
+        like the initial backup's triggers: a drill of 50 VMs has 100 disks and should not pay 300
+        round trips one after another."""
         if not items:
             return []
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(items)))) as pool:
@@ -589,12 +605,18 @@ class RestoreDrill:
         return None
 
 
-def _belongs(disk_name: str, vm: VmRef, source: SourceVm) -> bool:
-    """A restored disk is named after its VM or its source disk (see emulator/compute.py for why
-    this is by name: no source shows Azure's exact names)."""
+def _owner(disk_name: str, candidates: Sequence[tuple[VmRef, SourceVm]]) -> VmRef | None:
+    """The VM a restored disk belongs to: restored disks are named after their VM or its source disk
+    (see emulator/compute.py for why by name: no source shows Azure's exact names). The longest
+    matching prefix wins, so ``vm-web-2_OsDisk...`` belongs to ``vm-web-2``, not ``vm-web``."""
     name = disk_name.lower()
-    prefixes = [vm.name.lower(), *(d.lower() for d in source.disk_names)]
-    return any(name == p or name.startswith(p + "-") or name.startswith(p + "_") for p in prefixes)
+    best: tuple[int, VmRef] | None = None
+    for vm, source in candidates:
+        for prefix in (vm.name.lower(), *(d.lower() for d in source.disk_names)):
+            matches = name == prefix or name.startswith((prefix + "-", prefix + "_"))
+            if matches and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), vm)
+    return best[1] if best else None
 
 
 def _first_line(error: Exception) -> str:

@@ -416,3 +416,24 @@ def test_sigterm_during_the_drill_is_an_interrupt_so_cleanup_runs() -> None:
             pass
         pytest.fail("SIGTERM did not interrupt the drill")
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_vm_whose_name_prefixes_another_gets_only_its_own_disks() -> None:
+    with Emulator(job_duration=JOB_SECONDS, clock=ManualClock(), page_size=20) as emu:
+        ids = [
+            f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/{name}"
+            for name in ("vm-web", "vm-web-2")
+        ]
+        vms = protect(emu, VAULT, ids)
+        with_recovery_points(emu, vms)
+        client = make_sdk_client(SUB, emu.credential(), base_url=emu.base_url, connection_verify=emu.ca_path)
+        try:
+            env = Drilled(emu, vms, [ProtectedVmEntry(vm, VAULT) for vm in vms], client)
+            report = env.drill().run(env.entries)
+        finally:
+            client.close()
+
+    assert report.ok
+    for row in report.rows:
+        assert len(row.disks_restored) == 2
+        assert all(name.startswith(f"{row.vm_name}_") for name in row.disks_restored), row.disks_restored

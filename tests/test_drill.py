@@ -437,3 +437,15 @@ def test_a_vm_whose_name_prefixes_another_gets_only_its_own_disks() -> None:
     for row in report.rows:
         assert len(row.disks_restored) == 2
         assert all(name.startswith(f"{row.vm_name}_") for name in row.disks_restored), row.disks_restored
+
+
+def test_a_hung_restore_times_out_naming_its_job_and_the_others_are_still_cleaned_up(env: Drilled) -> None:
+    env.emu.faults.hang_next_restore("vm001")
+
+    report = env.drill(timeout_minutes=15).run(env.entries[:2])
+
+    hung, done = report.rows
+    assert hung.status == "InProgress" and hung.restore_job_id in env.restore_jobs()
+    assert hung.problems == [f"restore job {hung.restore_job_id} still InProgress after 15 min"]
+    assert done.ok and len(done.disks_deleted) == 2
+    assert env.staging_disks() == []

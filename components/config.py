@@ -8,6 +8,8 @@ too, because a misspelt ``softDeleteState`` would otherwise silently fall back t
 
 from __future__ import annotations
 
+import difflib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, cast
@@ -167,20 +169,96 @@ _POLICY_KEYS = {"name", "existingId", "type", "timeZone", "instantRestoreDays", 
 _SCHEDULE_KEYS = {"frequency", "time", "weekdays", "hourlyInterval", "hourlyWindowHours"}
 _RETENTION_KEYS = {"daily", "weekly", "monthly", "yearly"}
 _INITIAL_BACKUP_KEYS = {"verify", "retainDays", "timeoutMinutes", "pollSeconds"}
+#: Every key the program reads under the project's config namespace (``protected-vm:<key>``).
+STACK_KEYS = ("vault", "policy", "vms", "initialBackup")
+
+
+def parse_config_values(values: Mapping[str, object], namespace: str) -> StackSettings:
+    """Validate everything the engine hands the program under ``<namespace>:`` in one pass.
+
+    ``values`` is the flat ``ns:key -> value`` map of the engine (structured values arrive as JSON
+    text, scalars as plain text). Keys of other namespaces (``azure-native:location``) are not ours.
+    Reading the raw text instead of ``pulumi.Config.get_object`` matters: ``get_object`` raises
+    ``ConfigTypeError`` (a traceback-free but one-problem-only error) on any value that is not JSON,
+    e.g. ``vms: /subscriptions/...`` given as a plain string, and a misspelt key is never read at all,
+    so it would silently leave its setting at the default."""
+    prefix = f"{namespace}:"
+    problems: list[str] = []
+    decoded: dict[str, object] = {}
+    for full_key in sorted(k for k in values if k.startswith(prefix)):
+        key = full_key[len(prefix) :]
+        if key not in STACK_KEYS:
+            known = [f"{prefix}{k}" for k in sorted(STACK_KEYS)]
+            problems.append(
+                f"{full_key} is not a known setting: known settings are {', '.join(known)}"
+                + _did_you_mean(key, STACK_KEYS, prefix)
+            )
+            continue
+        decoded[key] = _decode(values[full_key], key, problems)
+    try:
+        settings = parse_stack_settings(
+            decoded.get("vault"), decoded.get("policy"), decoded.get("vms"), decoded.get("initialBackup")
+        )
+    except ValidationError as error:
+        problems.extend(error.problems)
+    if problems:
+        raise ValidationError(problems)
+    return settings
+
+
+def _decode(raw: object, setting: str, problems: list[str]) -> object:
+    """The engine's text for one setting -> its value: JSON when it parses, else the text itself
+    (a plain string such as ``completed`` then fails the setting's own type check, with its name)."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        problems.append(f"{setting} is nested too deeply to be a setting of this project")
+        return _UNREADABLE
+    except ValueError:
+        return raw
+
+
+class _Unreadable:
+    """A setting whose problem is already reported: its section is skipped, not re-reported as
+    missing or mistyped."""
+
+    def __repr__(self) -> str:
+        return "<unreadable>"
+
+
+_UNREADABLE = _Unreadable()
+
+
+def _did_you_mean(key: str, known: Sequence[str] | set[str], prefix: str = "") -> str:
+    """``; did you mean X?`` for the closest known key (case-insensitive), or nothing."""
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean {prefix}{lowered[close[0]]}?" if close else ""
 
 
 def parse_stack_settings(
-    vault: Mapping[str, object] | None,
-    policy: Mapping[str, object] | None,
+    vault: object,
+    policy: object,
     vms: object,
-    initial_backup: Mapping[str, object] | None = None,
+    initial_backup: object = None,
 ) -> StackSettings:
-    """Parse and validate the whole stack config; raise once with every problem."""
+    """Parse and validate the whole stack config; raise once with every problem. Each argument
+    is whatever the stack file held: a wrong type is a listed problem, never a TypeError."""
     problems: list[str] = []
-    vault_settings = _parse_vault(vault or {}, "vault", problems)
-    policy_settings = _parse_policy(policy or {}, "policy", problems)
-    targets = _parse_vms(vms, "vms", problems)
-    initial = _parse_initial_backup(initial_backup or {}, "initialBackup", problems)
+    # A section of the wrong type is one problem; its settings are not then also reported missing.
+    vault_raw = _section(vault, "vault", problems)
+    vault_settings = VaultSettings() if vault_raw is None else _parse_vault(vault_raw, "vault", problems)
+    policy_raw = _section(policy, "policy", problems)
+    policy_settings = PolicySettings() if policy_raw is None else _parse_policy(policy_raw, "policy", problems)
+    targets = () if isinstance(vms, _Unreadable) else _parse_vms(vms, "vms", problems)
+    initial_raw = _section(initial_backup, "initialBackup", problems)
+    initial = (
+        InitialBackupSettings()
+        if initial_raw is None
+        else _parse_initial_backup(initial_raw, "initialBackup", problems)
+    )
     if problems:
         raise ValidationError(problems)
     return StackSettings(vault_settings, policy_settings, targets, initial)
@@ -189,9 +267,20 @@ def parse_stack_settings(
 def _unknown_keys(raw: Mapping[str, object], known: set[str], setting: str) -> list[str]:
     return [
         f"{setting}.{key} is not a known setting: known settings are {', '.join(sorted(known))}"
+        + _did_you_mean(str(key), known)
         for key in raw
         if key not in known
     ]
+
+
+def _section(raw: object, setting: str, problems: list[str]) -> Mapping[str, object] | None:
+    """A top-level section as a mapping, or None when it is unusable (the problem is recorded)."""
+    if isinstance(raw, _Unreadable):
+        return None
+    found: list[str] = []
+    section = _mapping(raw, setting, found)
+    problems.extend(found)
+    return None if found else section
 
 
 def _mapping(raw: object, setting: str, problems: list[str]) -> Mapping[str, object]:
@@ -199,6 +288,9 @@ def _mapping(raw: object, setting: str, problems: list[str]) -> Mapping[str, obj
         return {}
     if not isinstance(raw, Mapping):
         problems.append(f"{setting} = {raw!r} must be an object")
+        return {}
+    if not all(isinstance(key, str) for key in raw):
+        problems.append(f"{setting} = {raw!r} must be an object whose keys are setting names")
         return {}
     return cast(Mapping[str, object], raw)
 
@@ -209,6 +301,11 @@ def _str(raw: Mapping[str, object], key: str, setting: str, default: str, proble
         problems.append(f"{setting}.{key} = {value!r} must be a string")
         return default
     return value
+
+
+def _unset_or_text(raw: Mapping[str, object], key: str) -> bool:
+    """A required text setting of the wrong type is reported once (by :func:`_str`), not also as missing."""
+    return isinstance(raw.get(key, ""), str) or raw.get(key) is None
 
 
 def _names(
@@ -226,7 +323,7 @@ def _parse_vault(raw: Mapping[str, object], setting: str, problems: list[str]) -
     existing = raw.get("existingId")
     if existing is not None:
         try:
-            ref = v.parse_vault_id(str(existing), f"{setting}.existingId")
+            ref = v.parse_vault_id(existing, f"{setting}.existingId")
         except ValidationError as err:
             problems.extend(err.problems)
             return VaultSettings()
@@ -234,16 +331,17 @@ def _parse_vault(raw: Mapping[str, object], setting: str, problems: list[str]) -
     defaults = VaultSettings()
     name = _str(raw, "name", setting, "", problems)
     if not name:
-        problems.append(
-            f"{setting}.name is required (2-50 letters, digits and hyphens) unless {setting}.existingId is set"
-        )
+        if _unset_or_text(raw, "name"):
+            problems.append(
+                f"{setting}.name is required (2-50 letters, digits and hyphens) unless {setting}.existingId is set"
+            )
     elif not (2 <= len(name) <= 50 and name[0].isalpha() and all(c.isalnum() or c == "-" for c in name)):
         problems.append(
             f"{setting}.name = {name!r} is not a valid vault name: "
             "2-50 letters, digits and hyphens, starting with a letter"
         )
     resource_group = _str(raw, "resourceGroup", setting, "", problems)
-    if not resource_group:
+    if not resource_group and _unset_or_text(raw, "resourceGroup"):
         problems.append(f"{setting}.resourceGroup is required unless {setting}.existingId is set")
     redundancy = raw.get("storageRedundancy", defaults.storage_redundancy)
     problems.extend(v.check_choice(redundancy, f"{setting}.storageRedundancy", v.STORAGE_REDUNDANCIES))
@@ -262,6 +360,9 @@ def _parse_vault(raw: Mapping[str, object], setting: str, problems: list[str]) -
     pna = raw.get("publicNetworkAccess", defaults.public_network_access)
     problems.extend(v.check_choice(pna, f"{setting}.publicNetworkAccess", v.PUBLIC_NETWORK_ACCESS))
     location = raw.get("location")
+    if location is not None and not isinstance(location, str):
+        problems.append(f"{setting}.location = {location!r} must be a string (an Azure region such as westeurope)")
+        location = None
     return VaultSettings(
         name=name,
         resource_group=resource_group,
@@ -285,7 +386,7 @@ def _parse_policy(raw: Mapping[str, object], setting: str, problems: list[str]) 
         return PolicySettings(name=name, existing_id=str(existing))
     defaults = PolicySettings()
     name = _str(raw, "name", setting, "", problems)
-    if not name:
+    if not name and _unset_or_text(raw, "name"):
         problems.append(f"{setting}.name is required unless {setting}.existingId is set")
     policy_type, found = v.normalize_policy_type(raw.get("type", "Enhanced"), f"{setting}.type")
     problems.extend(found)
@@ -389,6 +490,9 @@ def _parse_retention(
 
 
 def _parse_vms(raw: object, setting: str, problems: list[str]) -> tuple[VmTarget, ...]:
+    if raw is None:
+        problems.append(f"{setting} is required: a non-empty list of virtual machine resource ids")
+        return ()
     if not isinstance(raw, (list, tuple)) or not raw:
         problems.append(f"{setting} = {raw!r} must be a non-empty list of virtual machine resource ids")
         return ()

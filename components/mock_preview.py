@@ -22,6 +22,8 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.validation import ValidationError
+
 PROJECT = "protected-vm"
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 #: The subscription ARM ids get in mocks when no VM names one (vaults are created by our program).
@@ -55,14 +57,123 @@ def stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
 
 def load_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, str]:
     """Turn ``stacks/Pulumi.<stack>.yaml`` into the flat ``ns:key -> string`` map the engine
-    hands the program (structured values travel as JSON, as ``Config.get_object`` expects)."""
+    hands the program (structured values travel as JSON, as ``Config.get_object`` expects).
+
+    A stack file that is not UTF-8, not YAML, not a mapping, or that repeats a key raises
+    :class:`ValidationError` listing the problem(s): the rehearsal reports them like any other bad
+    config (exit 2). Repeated keys are an error because YAML loaders silently keep the last one,
+    so one of the two settings would be ignored without a word."""
     path = stack_file(stack, stacks_dir)
     if not path.exists():
         known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in stacks_dir.glob("Pulumi.*.yaml"))
         raise FileNotFoundError(f"no stack file {path}: known stacks are {', '.join(known)}")
-    document = yaml.safe_load(path.read_text()) or {}
-    raw: Mapping[str, Any] = document.get("config") or {}
-    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in raw.items()}
+    name = path.name
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise ValidationError(
+            [f"{name} is not UTF-8 text: byte 0x{error.object[error.start]:02x} on line {line} cannot be decoded"]
+        ) from None
+    except OSError as error:
+        raise ValidationError([f"{name} cannot be read: {error.strerror or error}"]) from None
+    loader = _UniqueKeyLoader(text)
+    try:
+        document = loader.get_single_data()
+    except yaml.YAMLError as error:
+        raise ValidationError([f"{name} is not valid YAML: {_yaml_problem(error)}"]) from None
+    except RecursionError:
+        raise ValidationError([f"{name} is not valid YAML: nested too deeply"]) from None
+    finally:
+        loader.dispose()
+    problems = [f"{name}: {duplicate}" for duplicate in loader.duplicates]
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise ValidationError(
+            [f"{name} must be a mapping with a 'config:' section, got a {_yaml_kind(document)} at the top level"]
+        )
+    raw = document.get("config")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ValidationError([*problems, f"{name}: 'config' must be a mapping of settings, got a {_yaml_kind(raw)}"])
+    flat: dict[str, str] = {}
+    for raw_key, value in raw.items():
+        key = _config_key(raw_key)
+        if key is None:
+            # pulumi/pulumi sdk/go/common/resource/config/key.go ParseKey: "configuration keys should
+            # be of the form `<namespace>:<name>`" (or the legacy `<namespace>:config:<name>`).
+            problems.append(
+                f"{name}: config key {raw_key!r} is not of the form <namespace>:<name>, e.g. {PROJECT}:vault"
+            )
+            continue
+        if isinstance(value, str):
+            flat[key] = value
+            continue
+        try:
+            # Unquoted dates are text to the engine, not timestamps: ``default=str`` keeps them so.
+            flat[key] = json.dumps(value, default=str)
+        except (TypeError, ValueError, RecursionError) as error:
+            problems.append(f"{name}: config {key} cannot be read as a setting: {error}")
+    if problems:
+        raise ValidationError(problems)
+    return flat
+
+
+def _config_key(key: object) -> str | None:
+    """The engine's ``ns:name`` for a stack-file key, or None when the engine would refuse it."""
+    if not isinstance(key, str):
+        return None
+    parts = key.split(":")
+    if len(parts) == 2 and all(parts):
+        return key
+    if len(parts) == 3 and parts[1] == "config" and parts[0] and parts[2]:
+        return f"{parts[0]}:{parts[2]}"
+    return None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that records every key repeated in one mapping (merge keys ``<<``
+    excepted) instead of silently keeping the last value."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[str] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the base class reports it as a YAML error
+            if first is not None:
+                self.duplicates.append(
+                    f"key {key!r} is repeated on line {key_node.start_mark.line + 1} "
+                    f"(first on line {first.start_mark.line + 1}): YAML would silently keep only the last value"
+                )
+                continue
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+def _yaml_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
 
 
 def _arm_id(typ: str, inputs: Mapping[str, Any], subscription: str) -> str | None:

@@ -4,28 +4,39 @@ what ``pulumi up`` runs (``__main__.py`` only calls :func:`deploy`)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from pulumi.runtime import config as pulumi_config
 
 from components.backup_vault import BackupVault
-from components.config import StackSettings, VmTarget, parse_stack_settings
+from components.config import StackSettings, VmTarget, parse_config_values
 from components.initial_backup import InitialBackup
 from components.protected_vm import ProtectedVM
+from components.validation import ValidationError
 
 CONFIG_NAMESPACE = "protected-vm"
 
 
-def load_settings(config: pulumi.Config | None = None) -> StackSettings:
-    """Read the structured stack config; every problem is reported at once at preview time."""
-    config = config or pulumi.Config(CONFIG_NAMESPACE)
-    return parse_stack_settings(
-        vault=config.get_object("vault"),
-        policy=config.get_object("policy"),
-        vms=config.get_object("vms"),
-        initial_backup=config.get_object("initialBackup"),
-    )
+class StackConfigError(ValidationError, pulumi.RunError):
+    """A :class:`ValidationError` the Python language host prints as its message alone: it logs
+    ``str(e)`` for a ``pulumi.RunError`` but a full traceback for any other exception
+    (pulumi/pulumi ``sdk/python/cmd/pulumi-language-python-exec``: ``except pulumi.RunError as e:
+    pulumi.log.error(str(e))`` / ``except Exception: pulumi.log.error(traceback.format_exc())``)."""
+
+
+def load_settings(values: Mapping[str, object] | None = None) -> StackSettings:
+    """Validate every ``protected-vm:*`` key of the stack config; every problem is reported at once
+    at preview time. ``values`` defaults to the engine's raw config: the flat ``ns:key -> text``
+    map, read whole so that unknown (misspelt) keys are found too."""
+    if values is None:
+        values = {**pulumi_config.get_config_env(), **pulumi_config.CONFIG.get()}
+    try:
+        return parse_config_values(values, CONFIG_NAMESPACE)
+    except ValidationError as error:
+        raise StackConfigError(error.problems) from None
 
 
 def resource_names(targets: tuple[VmTarget, ...]) -> list[str]:

@@ -80,24 +80,24 @@ INITIAL_BACKUP_POLL_SECONDS_LIMITS: Final[tuple[int, int]] = (5, 600)
 _VM_ID = re.compile(
     r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})"
     r"/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
-    r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[-\w.]{1,64})$",
+    r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[-\w.]{1,64})\Z",
     re.IGNORECASE,
 )
 _VAULT_ID = re.compile(
     r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})"
     r"/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
-    r"/providers/Microsoft\.RecoveryServices/vaults/(?P<name>[-\w]{2,50})$",
+    r"/providers/Microsoft\.RecoveryServices/vaults/(?P<name>[-\w]{2,50})\Z",
     re.IGNORECASE,
 )
 _POLICY_ID = re.compile(
     r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})"
     r"/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
     r"/providers/Microsoft\.RecoveryServices/vaults/(?P<vault>[-\w]{2,50})"
-    r"/backupPolicies/(?P<name>[-\w.]{1,150})$",
+    r"/backupPolicies/(?P<name>[-\w.]{1,150})\Z",
     re.IGNORECASE,
 )
-_HHMM = re.compile(r"^(?P<h>[01]\d|2[0-3]):(?P<m>[0-5]\d)$")
-_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})(\.0+)?Z?$")
+_HHMM = re.compile(r"^(?P<h>[01]\d|2[0-3]):(?P<m>[0-5]\d)\Z")
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})(\.0+)?Z?\Z")
 
 
 class ValidationError(ValueError):
@@ -127,9 +127,9 @@ def parse_vm_id(vm_id: str, setting: str = "vms") -> AzureId:
     return AzureId(match["subscription"], match["resource_group"], match["name"])
 
 
-def parse_vault_id(vault_id: str, setting: str = "vault.existingId") -> AzureId:
+def parse_vault_id(vault_id: object, setting: str = "vault.existingId") -> AzureId:
     """Split a Recovery Services vault id (for reuse of an existing vault)."""
-    match = _VAULT_ID.match(vault_id or "")
+    match = _VAULT_ID.match(vault_id) if isinstance(vault_id, str) else None
     if match is None:
         raise ValidationError(
             [

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -309,6 +310,66 @@ def error_code(error: Exception) -> str:
     return type(error).__name__
 
 
+def describe_error(error: Exception) -> str:
+    """One line a person can act on: ``HTTP 429 TooManyRequests: <Azure's message>``, or for a
+    request that never got an answer, which host could not be reached and why."""
+    if isinstance(error, HttpResponseError):
+        code = error_code(error)
+        status = f"HTTP {error.status_code} " if error.status_code else ""
+        message = _first_line(getattr(error.error, "message", None) if error.error is not None else None)
+        if not message:
+            message = _first_line(getattr(error, "reason", None))
+        prefix = status if code == f"HTTP{error.status_code}" else f"{status}{code}"
+        return f"{prefix.strip()}: {message}" if message else prefix.strip()
+    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+        host = _error_host(error) or "the Azure endpoint"
+        reason = _connection_reason(str(error))
+        if isinstance(error, ServiceRequestError):
+            return f"cannot reach {host}: {reason}"
+        return f"no response from {host} (connection dropped after the request was sent): {reason}"
+    return f"{type(error).__name__}: {_first_line(str(error))}".rstrip(": ")
+
+
+def _first_line(text: object) -> str:
+    lines = str(text or "").strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _error_host(error: Exception) -> str | None:
+    """The host of the request that failed, from the transport's own exception (requests keeps it)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        request = getattr(current, "request", None)
+        url = getattr(request, "url", None)
+        if isinstance(url, str) and url:
+            netloc = urllib.parse.urlparse(url).netloc
+            if netloc:
+                return netloc
+        current = getattr(current, "inner_exception", None) or current.__cause__ or current.__context__
+    return None
+
+
+def _connection_reason(text: str) -> str:
+    """The socket-level reason inside urllib3's wrapping (``...Failed to establish a new connection:
+    [Errno 111] Connection refused"))`` -> ``Connection refused``; ``('Connection aborted.',
+    RemoteDisconnected('Remote end closed connection without response'))`` -> the quoted text): the
+    wrapping names the whole URL, which the host already says."""
+    patterns = (
+        r"Failed to establish a new connection: (?:\[Errno -?\d+\] )?([^\"')]+)",
+        r"Failed to resolve [^(]*\((?:\[Errno -?\d+\] )?([^\"')]+)",
+        r"RemoteDisconnected\('([^']+)'\)",
+        r"ConnectionResetError\(-?\d+, '([^']+)'\)",
+        r"SSLError\(\S*\((?:\d+, )?'([^']+)'",
+    )
+    for pattern in patterns:
+        found = re.search(pattern, text)
+        if found:
+            return found.group(1).strip()
+    return _first_line(text)[:200]
+
+
 def retry_after_seconds(error: Exception) -> float | None:
     response = getattr(error, "response", None)
     headers = getattr(response, "headers", None) or {}
@@ -340,6 +401,7 @@ class BackupApi:
         self.vault = vault
         self.retry = retry or RetrySettings()
         self._sleep = sleep
+        self._time_left: Callable[[], float] | None = None
 
     @staticmethod
     def for_vault(vault: VaultRef, credential: TokenCredential | None = None) -> BackupApi:
@@ -347,6 +409,11 @@ class BackupApi:
 
     def close(self) -> None:
         self.client.close()
+
+    def set_time_budget(self, time_left: Callable[[], float] | None) -> None:
+        """Seconds left of the caller's deadline (the verifier's ``timeoutMinutes``): a retry delay
+        that does not fit is not slept on; the error goes to the caller instead."""
+        self._time_left = time_left
 
     def _with_retries(self, what: str, call: Callable[[], T]) -> T:
         attempts = max(1, self.retry.trigger_attempts)
@@ -360,6 +427,8 @@ class BackupApi:
                 if delay is None:
                     delay = min(self.retry.backoff_max, self.retry.backoff_factor * 2 ** (attempt - 1))
                 elif delay > self.retry.max_retry_after:
+                    raise
+                if self._time_left is not None and delay >= self._time_left():
                     raise
                 LOG.info(
                     "%s: %s (attempt %d of %d), retrying in %.1fs", what, error_code(error), attempt, attempts, delay

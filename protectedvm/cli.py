@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -46,12 +47,13 @@ def register_verify(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--max-age-hours",
-        type=float,
+        type=_max_age_hours,
         default=None,
-        help="also fail VMs whose latest recovery point is older than this (default: any age)",
+        help=f"also fail VMs whose latest recovery point is older than this (0 < hours <= {MAX_AGE_HOURS:g}; "
+        "default: any age)",
     )
     parser.add_argument("--format", choices=("table", "json"), default="table")
-    parser.add_argument("--workers", type=int, default=16, help="concurrent checks (default 16)")
+    parser.add_argument("--workers", type=_workers, default=16, help=f"concurrent checks (1-{MAX_WORKERS}, default 16)")
     parser.set_defaults(handler=run_verify)
 
 
@@ -76,28 +78,82 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: 100 years: any larger age is no bound at all, and ``timedelta`` overflows near 2.4e13 hours.
+MAX_AGE_HOURS = 876_000.0
+MAX_WORKERS = 256
+
+
+def _max_age_hours(text: str) -> float:
+    """argparse type: a finite, positive number of hours (``nan``, ``inf``, ``1e308``, 0 and
+    negatives are usage errors, not a traceback or a silently disabled check)."""
+    try:
+        hours = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
+    if not (math.isfinite(hours) and 0 < hours <= MAX_AGE_HOURS):
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range: allowed more than 0 and at most {MAX_AGE_HOURS:g}")
+    return hours
+
+
+def _workers(text: str) -> int:
+    try:
+        workers = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= workers <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{workers} is out of range: allowed 1-{MAX_WORKERS}")
+    return workers
+
+
+class BadInput(Exception):
+    """The stack outputs cannot be used; the message is the whole ``error:`` line."""
+
+
 def run_verify(args: argparse.Namespace) -> int:
     out: TextIO = args.stdout
     err: TextIO = args.stderr
     try:
-        raw = args.stdin.read() if args.stack_outputs == "-" else _read(args.stack_outputs)
-        outputs = json.loads(raw)
-        if not isinstance(outputs, dict):
-            raise ValueError("the stack outputs must be a JSON object")
-        entries = load_protected_vms(outputs)
-    except (OSError, ValueError) as error:
+        entries = load_protected_vms(_load_outputs(args.stack_outputs, args.stdin))
+    except (BadInput, ValueError) as error:
         print(f"error: {error}", file=err)
         return EXIT_BAD_INPUT
-    max_age = dt.timedelta(hours=args.max_age_hours) if args.max_age_hours else None
+    max_age = dt.timedelta(hours=args.max_age_hours) if args.max_age_hours is not None else None
     factory: ApiFactory = args.api_factory or BackupApi.for_vault
     rows = check_all(entries, factory, max_age=max_age, workers=args.workers)
     print(render_json(rows) if args.format == "json" else render_table(rows), file=out)
     return EXIT_OK if all(row.healthy for row in rows) else EXIT_UNHEALTHY
 
 
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
+def _source(path: str) -> str:
+    return "stdin" if path == "-" else path
+
+
+def _load_outputs(path: str, stdin: TextIO) -> dict[str, Any]:
+    """The JSON object ``pulumi stack output --json`` wrote, or :class:`BadInput` saying why not."""
+    source = _source(path)
+    try:
+        if path == "-":
+            text = stdin.read()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start : error.start + 1].hex()
+        raise BadInput(f"{source} is not UTF-8 text: byte 0x{byte} at offset {error.start}") from None
+    except OSError as error:
+        raise BadInput(f"cannot read {source}: {error.strerror or error}") from None
+    try:
+        outputs = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadInput(f"{source} is not JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except RecursionError:
+        raise BadInput(f"{source} is nested too deeply to be `pulumi stack output --json`") from None
+    except ValueError as error:  # e.g. an integer with more digits than Python converts
+        raise BadInput(f"{source} is not usable JSON: {error}") from None
+    if not isinstance(outputs, dict):
+        kind = "a list" if isinstance(outputs, list) else f"a {type(outputs).__name__}"
+        raise BadInput(f"{source} must hold a JSON object (the output of `pulumi stack output --json`), got {kind}")
+    return outputs
 
 
 def main(

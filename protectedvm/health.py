@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import reprlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -22,7 +23,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
-from protectedvm.azure_client import BackupApi, error_code
+from protectedvm.azure_client import BackupApi, describe_error, error_code
 from protectedvm.ids import VaultRef, VmRef
 from protectedvm.verifier import iso, utc_now
 
@@ -38,11 +39,18 @@ class ProtectedVmEntry:
     vault: VaultRef
 
     @staticmethod
-    def from_output(raw: Mapping[str, Any], index: int) -> ProtectedVmEntry:
+    def from_output(raw: object, index: int) -> ProtectedVmEntry:
+        """One element, or ValueError naming the element and what is wrong with it."""
+        where = f"protectedVms[{index}]"
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"{where} must be an object with vmId and vaultId, got {reprlib.repr(raw)}")
+        missing = [key for key in ("vmId", "vaultId") if key not in raw]
+        if missing:
+            raise ValueError(f"{where} has no {' and no '.join(missing)}")
         try:
-            return ProtectedVmEntry(VmRef.from_id(str(raw["vmId"])), VaultRef.from_id(str(raw["vaultId"])))
-        except (KeyError, ValueError) as error:
-            raise ValueError(f"protectedVms[{index}] is not usable: {error}") from error
+            return ProtectedVmEntry(VmRef.from_id(raw["vmId"]), VaultRef.from_id(raw["vaultId"]))
+        except ValueError as error:
+            raise ValueError(f"{where} is not usable: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ def load_protected_vms(outputs: Mapping[str, Any]) -> list[ProtectedVmEntry]:
     if not isinstance(raw, list) or not raw:
         keys = ", ".join(sorted(outputs)) or "none"
         raise ValueError(f"the stack outputs have no non-empty 'protectedVms' list (outputs: {keys})")
-    return [ProtectedVmEntry.from_output(entry if isinstance(entry, Mapping) else {}, i) for i, entry in enumerate(raw)]
+    return [ProtectedVmEntry.from_output(entry, i) for i, entry in enumerate(raw)]
 
 
 def check_vm(api: BackupApi, entry: ProtectedVmEntry, now: dt.datetime, max_age: dt.timedelta | None) -> VmHealth:
@@ -85,10 +93,10 @@ def check_vm(api: BackupApi, entry: ProtectedVmEntry, now: dt.datetime, max_age:
 
     try:
         item = api.protected_item(vm)
-    except ResourceNotFoundError:
-        return result("not protected: no protected item in the vault")
+    except ResourceNotFoundError as error:
+        return result(_not_found(error, entry))
     except AzureError as error:
-        return result(f"protected item unreadable: {error_code(error)}")
+        return result(f"protected item unreadable: {describe_error(error)}")
     found: dict[str, str | None] = {
         "protection_state": item.protection_state,
         "last_backup_status": item.last_backup_status,
@@ -97,7 +105,7 @@ def check_vm(api: BackupApi, entry: ProtectedVmEntry, now: dt.datetime, max_age:
     try:
         points = api.recovery_points(vm)
     except AzureError as error:
-        return result(f"recovery points unreadable: {error_code(error)}", **found)
+        return result(f"recovery points unreadable: {describe_error(error)}", **found)
     dated = [p.time for p in points if p.time is not None]
     latest = max(dated) if dated else None
     found["latest_recovery_point"] = iso(latest)
@@ -114,6 +122,40 @@ def check_vm(api: BackupApi, entry: ProtectedVmEntry, now: dt.datetime, max_age:
     return result("; ".join(problems) or None, **found)
 
 
+def _not_found(error: ResourceNotFoundError, entry: ProtectedVmEntry) -> str:
+    """A 404 on the item GET means one of three different things to fix. ARM answers a missing vault
+    with ``ResourceNotFound`` "The Resource 'Microsoft.RecoveryServices/vaults/<name>' under resource
+    group '<rg>' was not found" (Azure/azure-sdk-for-python#12685, on a backup call) and a missing
+    resource group with ``ResourceGroupNotFound``; the backup service answers a missing item with its
+    own ``BMSUserError...NotFound`` code (e.g. ``BMSUserErrorDataSourceObjectNotFound``,
+    hashicorp/terraform-provider-azurerm#9452)."""
+    vault = entry.vault
+    code = error_code(error)
+    if code == "ResourceGroupNotFound":
+        return f"vault missing: resource group {vault.resource_group} not found in subscription {vault.subscription_id}"
+    message = str(getattr(error.error, "message", None) or error).lower()
+    if code == "ResourceNotFound" and "microsoft.recoveryservices/vaults" in message:
+        return (
+            f"vault missing: {vault.name} not found in resource group {vault.resource_group} "
+            f"(subscription {vault.subscription_id}); check vaultId in the stack outputs"
+        )
+    return "not protected: no protected item in the vault"
+
+
+def _client_or_error(
+    api_factory: Callable[[VaultRef], BackupApi], vault: VaultRef
+) -> BackupApi | Exception:
+    try:
+        return api_factory(vault)
+    except (AzureError, ValueError, OSError) as error:  # e.g. a credential that cannot be built
+        return error
+
+
+def _unreachable(entry: ProtectedVmEntry, error: Exception) -> VmHealth:
+    problem = f"no client for vault {entry.vault.name}: {describe_error(error)}"
+    return VmHealth(entry.vm.name, entry.vm.vm_id, entry.vault.name, None, None, None, None, problem)
+
+
 def check_all(
     entries: Sequence[ProtectedVmEntry],
     api_factory: Callable[[VaultRef], BackupApi] = BackupApi.for_vault,
@@ -124,17 +166,23 @@ def check_all(
 ) -> list[VmHealth]:
     """Health of every VM, in input order; one client per vault."""
     now = now or utc_now()
-    apis: dict[str, BackupApi] = {}
+    apis: dict[str, BackupApi | Exception] = {}
     for entry in entries:
         key = entry.vault.id.lower()
         if key not in apis:
-            apis[key] = api_factory(entry.vault)
+            apis[key] = _client_or_error(api_factory, entry.vault)
+
+    def check(entry: ProtectedVmEntry) -> VmHealth:
+        api = apis[entry.vault.id.lower()]
+        return _unreachable(entry, api) if isinstance(api, Exception) else check_vm(api, entry, now, max_age)
+
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(entries)))) as pool:
-            return list(pool.map(lambda e: check_vm(apis[e.vault.id.lower()], e, now, max_age), entries))
+            return list(pool.map(check, entries))
     finally:
         for api in apis.values():
-            api.close()
+            if not isinstance(api, Exception):
+                api.close()
 
 
 COLUMNS = (

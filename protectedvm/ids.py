@@ -14,8 +14,15 @@ from dataclasses import dataclass
 FABRIC_NAME = "Azure"
 
 
-def _segments(resource_id: str, provider: str, resource_type: str, what: str) -> tuple[str, str, str]:
-    parts = [p for p in resource_id.strip().split("/") if p]
+def _segments(resource_id: object, provider: str, resource_type: str, what: str) -> tuple[str, str, str]:
+    """Exactly ``/subscriptions/<id>/resourceGroups/<rg>/providers/<provider>/<type>/<name>``: no
+    surrounding whitespace, no empty segment. The stack config rejects a VM id with a trailing
+    newline (``components.validation``); accepting it here, stripped, would let the same id mean two
+    things on the two sides of the stack outputs."""
+    text = resource_id if isinstance(resource_id, str) else ""
+    parts = text.split("/")[1:] if text.startswith("/") else []
+    if any(not p or p != p.strip() for p in parts):
+        parts = []
     lowered = [p.lower() for p in parts]
     expected = [
         "subscriptions",
@@ -51,7 +58,7 @@ class VaultRef:
         )
 
     @staticmethod
-    def from_id(vault_id: str) -> VaultRef:
+    def from_id(vault_id: object) -> VaultRef:
         sub, rg, name = _segments(vault_id, "Microsoft.RecoveryServices", "vaults", "Recovery Services vault")
         return VaultRef(sub, rg, name)
 
@@ -85,6 +92,6 @@ class VmRef:
         return container_name.lower().endswith(f"iaasvmcontainerv2;{self.resource_group};{self.name}".lower())
 
     @staticmethod
-    def from_id(vm_id: str) -> VmRef:
+    def from_id(vm_id: object) -> VmRef:
         sub, rg, name = _segments(vm_id, "Microsoft.Compute", "virtualMachines", "virtual machine")
-        return VmRef(vm_id.strip(), sub, rg, name)
+        return VmRef(str(vm_id), sub, rg, name)

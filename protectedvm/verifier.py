@@ -49,9 +49,18 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Literal, Protocol
 
-from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError, ServiceResponseError
 
-from protectedvm.azure_client import JobError, JobInfo, OperationInfo, RecoveryPointInfo, error_code
+from protectedvm.azure_client import (
+    JobError,
+    JobInfo,
+    OperationInfo,
+    RecoveryPointInfo,
+    describe_error,
+    error_code,
+    is_transient,
+    retry_after_seconds,
+)
 from protectedvm.ids import VmRef
 
 LOG = logging.getLogger("protectedvm.verifier")
@@ -66,6 +75,14 @@ IN_PROGRESS_CODE = "UserErrorBackupOperationInProgress"
 #: Tolerance between our clock and Azure's when matching job and recovery point times.
 CLOCK_SLACK = dt.timedelta(minutes=5)
 MAX_JOB_WINDOW = dt.timedelta(days=29)
+#: A trigger whose response was lost is looked for in this many job lists before it counts as failed.
+LOST_TRIGGER_LISTS = 2
+#: The REST operations (azure-rest-api-specs recoveryservicesbackup operationIds), as errors name them.
+TRIGGER_CALL = "Backups_Trigger"
+OPERATION_CALL = "BackupOperationStatuses_Get"
+JOB_LIST_CALL = "BackupJobs_List"
+JOB_GET_CALL = "JobDetails_Get"
+RECOVERY_POINTS_CALL = "RecoveryPoints_List"
 
 
 def utc_now() -> dt.datetime:
@@ -198,10 +215,13 @@ class VmTimeout:
     vm_id: str
     job_id: str | None
     status: str
+    #: The Azure call that failed last for this VM, when failing calls are why it is not verified.
+    last_error: str | None = None
 
     def describe(self) -> str:
         job = f"job {self.job_id}" if self.job_id else "job not yet known"
-        return f"{self.vm_name} ({job}, last status {self.status or 'unknown'})"
+        text = f"{self.vm_name} ({job}, last status {self.status or 'unknown'})"
+        return f"{text}: {self.last_error}" if self.last_error else text
 
 
 class InitialBackupError(Exception):
@@ -226,12 +246,20 @@ class InitialBackupError(Exception):
         if self.failures:
             lines.append(f"  failed ({len(self.failures)}):")
             lines += [f"    - {f.describe()}" for f in self.failures]
-        if self.timeouts:
+        failing = [t for t in self.timeouts if t.last_error]
+        running = [t for t in self.timeouts if not t.last_error]
+        if failing:
             lines.append(
-                f"  still running after timeoutMinutes={timeout_minutes:g} ({len(self.timeouts)}); the next "
+                f"  not verified within timeoutMinutes={timeout_minutes:g} because an Azure call kept failing "
+                f"({len(failing)}); the next `pulumi up` resumes without triggering again where a job exists:"
+            )
+            lines += [f"    - {t.describe()}" for t in failing]
+        if running:
+            lines.append(
+                f"  still running after timeoutMinutes={timeout_minutes:g} ({len(running)}); the next "
                 "`pulumi up` resumes waiting on the same job(s) without triggering again:"
             )
-            lines += [f"    - {t.describe()}" for t in self.timeouts]
+            lines += [f"    - {t.describe()}" for t in running]
         super().__init__("\n".join(lines))
 
 
@@ -259,6 +287,14 @@ class _Tracked:
     result: VmResult | None = None
     failure: VmFailure | None = None
     notes: list[str] = field(default_factory=list)
+    #: ``<operationId>: <status and code>`` of the last Azure call about this VM that failed; cleared
+    #: when the next job list succeeds. Named in the timeout error: it is why the VM is not verified.
+    last_error: str | None = None
+    #: Azure throttled the trigger with a ``Retry-After`` that fits the time budget: trigger again then.
+    retry_at: dt.datetime | None = None
+    #: The trigger POST was sent but its response was lost: the job it started is looked for.
+    lost_trigger: AzureError | None = None
+    lost_lists: int = 0
 
 
 class InitialBackupVerifier:
@@ -298,6 +334,11 @@ class InitialBackupVerifier:
         previous = previous or {}
         start = self.clock()
         deadline = start + dt.timedelta(minutes=float(self.settings.timeout_minutes))
+        self._deadline = deadline
+        self._poll_not_before = start
+        set_budget = getattr(self.api, "set_time_budget", None)
+        if callable(set_budget):  # the API's own retries then never sleep past the deadline either
+            set_budget(lambda: (deadline - self.clock()).total_seconds())
         tracked = [self._from_previous(vm, previous.get(vm.key)) for vm in _unique(vms)]
         queued = [t for t in tracked if t.phase == "queued"]
         if queued:
@@ -366,10 +407,19 @@ class InitialBackupVerifier:
     def _trigger_one(self, t: _Tracked, expiry: dt.datetime) -> None:
         t.triggered_at = self.clock()
         t.since = t.triggered_at
+        t.retry_at = None
         try:
             operation_id = self.api.trigger_backup(t.vm, expiry)
+        except ServiceResponseError as error:
+            # The POST went out and only its answer was lost: Azure may well have started the job.
+            # Look for it in the batched job list (adopting it) rather than failing a VM that backs up.
+            t.phase, t.lookup, t.adopted, t.lost_trigger = "waiting", True, True, error
+            t.last_error = f"{TRIGGER_CALL}: {describe_error(error)}"
+            self.log.warning("%s: the trigger's response was lost (%s); looking for its job", t.vm.name, t.last_error)
+            return
         except AzureError as error:
-            self._fail(t, None, error_code(error), _message(error))
+            if not self._throttled(t, error):
+                self._fail(t, None, error_code(error), f"{TRIGGER_CALL} failed: {describe_error(error)}")
             return
         self.log.info("%s: triggered (operation %s)", t.vm.name, operation_id)
         t.phase, t.operation_id = "waiting", operation_id
@@ -378,6 +428,30 @@ class InitialBackupVerifier:
             # Do not hold this thread (and the VMs queued behind it) while the operation runs: the
             # job shows up in the batched job list, and the operation is re-checked once per poll.
             self.log.info("%s: operation still in progress; looking for its job in the job list", t.vm.name)
+
+    def _throttled(self, t: _Tracked, error: AzureError) -> bool:
+        """A transient trigger error with a ``Retry-After`` longer than the API layer sleeps on: wait
+        that long when it fits the remaining ``timeoutMinutes`` (the VM is retried then, other VMs are
+        polled meanwhile), never past the deadline. Returns False when the VM must fail now."""
+        delay = retry_after_seconds(error)
+        if delay is None or not is_transient(error):
+            return False
+        now = self.clock()
+        left = (self._deadline - now).total_seconds()
+        if delay >= left:
+            code = error_code(error)
+            self._fail(
+                t,
+                None,
+                code,
+                f"{TRIGGER_CALL} failed: {describe_error(error)} (Azure asked to retry after {delay:g} s, more than "
+                f"the {max(0.0, left):.0f} s left of timeoutMinutes={float(self.settings.timeout_minutes):g})",
+            )
+            return True
+        t.phase, t.retry_at = "waiting", now + dt.timedelta(seconds=delay)
+        t.last_error = f"{TRIGGER_CALL}: {describe_error(error)} (Retry-After {delay:g} s)"
+        self.log.warning("%s: throttled; triggering again in %g s as Azure asked", t.vm.name, delay)
+        return True
 
     def _check_operation(self, t: _Tracked) -> None:
         """One ``backup_operation_statuses.get`` of the VM's pending trigger operation, applied."""
@@ -388,6 +462,7 @@ class InitialBackupVerifier:
             # The POST was accepted, so a job exists: find it in the batched job list.
             self.log.warning("%s: operation status unavailable (%s); looking for the job", t.vm.name, error_code(error))
             t.operation_id, t.lookup = None, True
+            t.last_error = f"{OPERATION_CALL}: {describe_error(error)}"
             return
         self._apply_operation(t, op)
 
@@ -425,32 +500,46 @@ class InitialBackupVerifier:
             if not waiting:
                 return
             now = self.clock()
-            jobs = self._list_jobs(waiting, now)
-            by_id = {j.job_id.lower(): j for j in jobs or ()}
-            if jobs is not None:
-                for t in waiting:
-                    self._observe(t, jobs, by_id)
-            # Triggers whose operation was InProgress and whose job is not in this poll's list yet.
-            pending = [t for t in waiting if t.phase == "waiting" and t.operation_id is not None]
-            self._each(pending, partial(self._recheck_operation, by_id=by_id), "trigger-operations")
-            if jobs is not None:
-                self._check_recovery_points([t for t in waiting if self._needs_recovery_point(t)])
-            self._summary(tracked)
+            due = [t for t in waiting if t.retry_at is not None and t.retry_at <= now]
+            if due:
+                self._trigger_all(due)  # throttled triggers whose Retry-After has passed
+            if now >= next_poll:
+                self._poll([t for t in tracked if t.phase == "waiting" and t.retry_at is None])
+                self._summary(tracked)
+                # A throttled job list's Retry-After (longer than the SDK sleeps on) moves the next poll.
+                next_poll = max(next_poll + interval, self._poll_not_before)
             if not any(t.phase == "waiting" for t in tracked):
                 return
             now = self.clock()
             remaining = (deadline - now).total_seconds()
             if remaining <= 0:
                 return
-            # Fixed cadence: the next poll is due one interval after this one started, not after
-            # its work (paged list, recovery points) ended, so the work's time does not add up.
-            next_poll += interval
             if next_poll <= now:
                 # This poll took a whole interval or more: poll again at once, and count the next
                 # interval from now rather than firing the missed polls back to back.
                 next_poll = now
                 continue
-            self.sleep(min((next_poll - now).total_seconds(), remaining))
+            # Fixed cadence: the next poll is due one interval after this one started, not after
+            # its work (paged list, recovery points) ended, so the work's time does not add up.
+            # A throttled trigger may be due before that.
+            wake = min([next_poll] + [t.retry_at for t in tracked if t.phase == "waiting" and t.retry_at])
+            self.sleep(min(max(0.0, (wake - now).total_seconds()), remaining))
+
+    def _poll(self, waiting: list[_Tracked]) -> None:
+        """One poll: the vault's job list, each VM's job applied, pending operations re-checked, and
+        a recovery point list for each VM whose job completed."""
+        if not waiting:
+            return
+        jobs = self._list_jobs(waiting, self.clock())
+        by_id = {j.job_id.lower(): j for j in jobs or ()}
+        if jobs is not None:
+            for t in waiting:
+                self._observe(t, jobs, by_id)
+        # Triggers whose operation was InProgress and whose job is not in this poll's list yet.
+        pending = [t for t in waiting if t.phase == "waiting" and t.operation_id is not None]
+        self._each(pending, partial(self._recheck_operation, by_id=by_id), "trigger-operations")
+        if jobs is not None:
+            self._check_recovery_points([t for t in waiting if self._needs_recovery_point(t)])
 
     def _recheck_operation(self, t: _Tracked, by_id: Mapping[str, JobInfo]) -> None:
         self._check_operation(t)
@@ -471,10 +560,18 @@ class InitialBackupVerifier:
             if any(t.since is None for t in waiting):
                 # Adopting a backup that was already running when we triggered: it may be old.
                 jobs += self._running_jobs(now)
-            return jobs
         except AzureError as error:
+            delay = retry_after_seconds(error) if is_transient(error) else None
+            if delay is not None:
+                self._poll_not_before = max(self._poll_not_before, now + dt.timedelta(seconds=delay))
             self.log.warning("job list failed (%s); retrying at the next poll", error_code(error))
+            for t in waiting:
+                t.last_error = f"{JOB_LIST_CALL}: {describe_error(error)}"
             return None
+        for t in waiting:
+            if t.lost_trigger is None:
+                t.last_error = None
+        return jobs
 
     def _observe(self, t: _Tracked, jobs: list[JobInfo], by_id: Mapping[str, JobInfo]) -> None:
         job: JobInfo | None = None
@@ -497,7 +594,21 @@ class InitialBackupVerifier:
             if job is not None:
                 t.job_id, t.lookup, t.operation_id = job.job_id, False, None
                 t.since = job.start_time or t.since
-                self.log.info("%s: found job %s (%s)", t.vm.name, job.job_id, job.status)
+                if t.lost_trigger is not None:
+                    t.lost_trigger, t.last_error = None, None
+                    self.log.info("%s: found job %s (%s); adopting it", t.vm.name, job.job_id, job.status)
+                else:
+                    self.log.info("%s: found job %s (%s)", t.vm.name, job.job_id, job.status)
+            elif t.lost_trigger is not None:
+                t.lost_lists += 1
+                if t.lost_lists >= LOST_TRIGGER_LISTS:
+                    self._fail(
+                        t,
+                        None,
+                        error_code(t.lost_trigger),
+                        f"{TRIGGER_CALL}: {describe_error(t.lost_trigger)}; and no backup job of the VM appeared "
+                        f"in the {t.lost_lists} job lists after it, so the trigger did not start one",
+                    )
         if job is not None:
             self._apply_job(t, job)
 
@@ -513,6 +624,7 @@ class InitialBackupVerifier:
             self.log.warning(
                 "%s: job %s unavailable (%s); retrying at the next poll", t.vm.name, t.job_id, error_code(error)
             )
+            t.last_error = f"{JOB_GET_CALL}: {describe_error(error)}"
         return None
 
     def _apply_job(self, t: _Tracked, job: JobInfo) -> None:
@@ -557,6 +669,7 @@ class InitialBackupVerifier:
             self.log.warning(
                 "%s: recovery points unavailable (%s); retrying at the next poll", t.vm.name, error_code(error)
             )
+            t.last_error = f"{RECOVERY_POINTS_CALL}: {describe_error(error)}"
             return
         since = (job.start_time - CLOCK_SLACK) if job.start_time else None
         fresh = [p for p in points if p.time is not None and (since is None or p.time >= since)]
@@ -634,7 +747,9 @@ class InitialBackupVerifier:
     def _finish(self, tracked: list[_Tracked]) -> dict[str, VmResult]:
         results = {t.vm.key: t.result for t in tracked if t.phase == "done" and t.result is not None}
         failures = [t.failure for t in tracked if t.failure is not None]
-        timeouts = [VmTimeout(t.vm.name, t.vm.vm_id, t.job_id, t.status) for t in tracked if t.phase == "waiting"]
+        timeouts = [
+            VmTimeout(t.vm.name, t.vm.vm_id, t.job_id, t.status, t.last_error) for t in tracked if t.phase == "waiting"
+        ]
         if failures or timeouts:
             raise InitialBackupError(
                 self.vault_name, failures, timeouts, results, float(self.settings.timeout_minutes), len(tracked)
@@ -654,11 +769,6 @@ def _newest(jobs: Sequence[JobInfo]) -> JobInfo | None:
     if not dated:
         return jobs[0] if jobs else None
     return max(dated, key=lambda j: j.start_time or dt.datetime.min.replace(tzinfo=dt.UTC))
-
-
-def _message(error: AzureError) -> str:
-    text = str(getattr(error, "message", None) or error)
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def verify_initial_backups(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
+from components.validation import INITIAL_BACKUP_TIMEOUT_MINUTES_LIMITS
 from rehearsal.run import JOB_OUTCOMES, HttpFault, JobFault, RehearsalOptions, rehearse
 
 REALISTIC_JOB_SECONDS = 600.0
@@ -66,10 +68,14 @@ def options_from_args(argv: Sequence[str] | None = None) -> RehearsalOptions:
         drill_faults = tuple(JobFault.parse(text) for text in args.drill_fault)
     except ValueError as error:
         parser.error(str(error))
-    job_seconds = args.job_seconds or (REALISTIC_JOB_SECONDS if args.realistic else 90.0)
-    speed = args.speed or (1.0 if args.realistic else 30.0)
-    if job_seconds <= 0 or speed <= 0:
-        parser.error(f"--job-seconds ({job_seconds:g}) and --speed ({speed:g}) must be positive")
+    default_job_seconds = REALISTIC_JOB_SECONDS if args.realistic else 90.0
+    job_seconds = args.job_seconds if args.job_seconds is not None else default_job_seconds
+    speed = args.speed if args.speed is not None else (1.0 if args.realistic else 30.0)
+    if not (math.isfinite(job_seconds) and math.isfinite(speed)) or job_seconds <= 0 or speed <= 0:
+        parser.error(f"--job-seconds ({job_seconds:g}) and --speed ({speed:g}) must be positive numbers")
+    low, high = INITIAL_BACKUP_TIMEOUT_MINUTES_LIMITS
+    if args.timeout_minutes is not None and not low <= args.timeout_minutes <= high:
+        parser.error(f"--timeout-minutes {args.timeout_minutes} is out of range: allowed {low}-{high} minutes")
     return RehearsalOptions(
         stack=args.stack,
         job_seconds=job_seconds,

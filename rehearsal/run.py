@@ -160,7 +160,13 @@ def rehearse(options: RehearsalOptions, out: TextIO | None = None) -> RehearsalR
         return report
     printer.line(render_plan(plan))
 
-    if not _check_policies(options, plan, report, printer):
+    try:
+        policies_passed = _check_policies(options, plan, report, printer)
+    except (OSError, ValueError) as error:  # a missing or malformed policies/config.<stack>.json
+        printer.line(f"error: {error}")
+        report.exit_code, report.error = EXIT_BAD_CONFIG, str(error)
+        return report
+    if not policies_passed:
         return report
 
     printer.heading("3/3 deploy to the embedded Azure emulator, then trigger and verify the initial backups")

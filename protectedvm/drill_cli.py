@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import signal
 import threading
@@ -18,6 +17,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from protectedvm.azure_client import BackupApi, ComputeApi, make_sdk_client
+from protectedvm.cli import BadInput, _load_outputs, _max_age_hours  # verify's: one set of input errors
 from protectedvm.drill import DrillInputError, RestoreDrill, Staging, render_json, render_table, select_vms
 from protectedvm.health import load_protected_vms
 from protectedvm.verifier import utc_now
@@ -87,7 +87,7 @@ def register_drill(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--max-rp-age-hours",
-        type=_bounded(float, 0.1, 876_000, "hours"),
+        type=_max_age_hours,
         default=None,
         help="fail a VM whose latest recovery point is older",
     )
@@ -104,7 +104,7 @@ def run_drill(args: argparse.Namespace) -> int:
         entries = load_protected_vms(_load_outputs(args.stack_outputs, args.stdin))
         staging = Staging.parse(args.staging_resource_group, args.staging_storage_account, args.region)
         chosen = select_vms(entries, names=args.vm, sample=args.sample)
-    except ValueError as error:  # DrillInputError is one
+    except (BadInput, ValueError) as error:  # DrillInputError is a ValueError
         print(f"error: {error}", file=err)
         return EXIT_BAD_INPUT
     api_factory = getattr(args, "api_factory", None) or BackupApi.for_vault
@@ -152,27 +152,3 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _load_outputs(path: str, stdin: TextIO) -> dict[str, Any]:
-    """The stack outputs as a JSON object (ValueError naming the problem otherwise).
-
-    The same checks ``verify`` makes; once ``verify``'s own loader is hardened (branch badinput),
-    this should call it instead."""
-    source = "stdin" if path == "-" else path
-    try:
-        if path == "-":
-            text = stdin.read()
-        else:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read {source}: {getattr(error, 'strerror', None) or error}") from None
-    try:
-        outputs = json.loads(text)
-    except (ValueError, RecursionError) as error:
-        raise ValueError(f"{source} is not JSON: {error}") from None
-    if not isinstance(outputs, dict):
-        raise ValueError(f"{source} must hold a JSON object (the output of `pulumi stack output --json`)")
-    return outputs
-

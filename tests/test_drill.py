@@ -449,3 +449,18 @@ def test_a_hung_restore_times_out_naming_its_job_and_the_others_are_still_cleane
     assert hung.problems == [f"restore job {hung.restore_job_id} still InProgress after 15 min"]
     assert done.ok and len(done.disks_deleted) == 2
     assert env.staging_disks() == []
+
+
+def test_cli_unusable_stack_outputs_and_options_are_one_error_line(env: Drilled, tmp_path: Path) -> None:
+    bad = tmp_path / "outputs.json"
+    bad.write_text("{not json", encoding="utf-8")
+    staging = ["--staging-resource-group", STAGING_RG, "--staging-storage-account", STORAGE]
+
+    code, out, err = run_cli(env, "--stack-outputs", str(bad), *staging)
+
+    assert (code, out) == (2, "")
+    assert err == f"error: {bad} is not JSON: Expecting property name enclosed in double quotes at line 1 column 2\n"
+    with pytest.raises(SystemExit) as usage:
+        build_parser().parse_args(["drill", "--stack-outputs", "-", *staging, "--sample", "0"])
+    assert usage.value.code == 2
+    assert env.restore_jobs() == []

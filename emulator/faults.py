@@ -6,7 +6,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from .catalog import JobError, job_error
+from .catalog import KNOWN_RESTORE_ERRORS, JobError, job_error
 from .errors import ApiError
 
 ROUTES = (
@@ -150,9 +150,14 @@ class Faults:
 
     # --- restore faults (the drill) ---------------------------------------------
     def fail_next_restore(self, vm_or_item_name: str, code: str, message: str | None = None) -> None:
-        """The VM's next Restore job fails with Azure error ``code``."""
-        text = message if message is not None else f"The restore operation failed with error {code}."
-        self._add_restore(vm_or_item_name, JobOutcome("Failed", job_error(code, text)))
+        """The VM's next Restore job fails with Azure error ``code``: Azure's wording for the codes in
+        ``KNOWN_RESTORE_ERRORS``, a generic message for any other (to model new failures)."""
+        known = KNOWN_RESTORE_ERRORS.get(code)
+        if known is not None and message is None:
+            error = known
+        else:
+            error = job_error(code, message or f"The restore operation failed with error {code}.", [])
+        self._add_restore(vm_or_item_name, JobOutcome("Failed", error))
 
     def hang_next_restore(self, vm_or_item_name: str) -> None:
         self._add_restore(vm_or_item_name, JobOutcome(HANG))

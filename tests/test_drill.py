@@ -129,22 +129,23 @@ def test_the_restore_request_is_azures_restore_disks_request(env: Drilled) -> No
 
 
 def test_a_failed_restore_is_reported_with_its_azure_code_and_the_others_still_pass(env: Drilled) -> None:
-    env.emu.faults.fail_next_restore("vm002", "UserErrorDiskEncryptionSetKeyVaultAccessDenied")
+    env.emu.faults.fail_next_restore("vm002", "UserErrorInstantRpNotFound")
 
     report = env.drill().run(env.entries)
 
     assert not report.ok
     failed = report.rows[1]
-    assert failed.status == "Failed" and failed.error_code == "UserErrorDiskEncryptionSetKeyVaultAccessDenied"
+    assert failed.status == "Failed" and failed.error_code == "UserErrorInstantRpNotFound"
     assert failed.problems == [
-        "restore job Failed: UserErrorDiskEncryptionSetKeyVaultAccessDenied: The restore operation failed with "
-        "error UserErrorDiskEncryptionSetKeyVaultAccessDenied."
+        "restore job Failed: UserErrorInstantRpNotFound: Restore failed because the snapshot of the VM was not "
+        "found. The snapshot could have been deleted, please check. Recommendations: Try to restore the VM from "
+        "a different restore point."
     ]
     assert failed.disks_restored == [] and failed.rto_seconds is None
     assert [row.ok for row in report.rows] == [True, False, True]
     assert env.staging_disks() == []
     table = render_table(report)
-    assert "FAIL: restore job Failed: UserErrorDiskEncryptionSetKeyVaultAccessDenied" in table
+    assert "FAIL: restore job Failed: UserErrorInstantRpNotFound" in table
     assert table.splitlines()[-1] == f"drill {report.run_id}: 2 of 3 VM(s) restored and cleaned up, 1 failed"
 
 

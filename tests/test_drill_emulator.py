@@ -152,13 +152,13 @@ def test_the_restore_job_names_its_target_and_its_disks_appear_in_the_staging_gr
 
 
 def test_a_scripted_restore_failure_carries_the_azure_code(emu: Emulator, vm: VmRef) -> None:
-    emu.faults.fail_next_restore(vm.name, "UserErrorDiskEncryptionSetKeyVaultAccessDenied")
+    emu.faults.fail_next_restore(vm.name, "UserErrorInstantRpNotFound")
     rp = latest_rp(emu, vm)
     post_restore(emu, vm, restore_request(vm, rp), rp)
     emu.clock.advance(60)  # type: ignore[attr-defined]
 
     [job] = [j for j in emu.jobs if j.operation == "Restore"]
-    assert (job.status, job.error_code) == ("Failed", "UserErrorDiskEncryptionSetKeyVaultAccessDenied")
+    assert (job.status, job.error_code) == ("Failed", "UserErrorInstantRpNotFound")
     assert emu.state.compute.disks(SUB, "rg-drill") == []
 
 

@@ -45,13 +45,13 @@ def test_prod_rehearsal_drills_every_vm_and_leaves_no_disk() -> None:
 
 
 def test_a_failed_restore_fails_the_rehearsal_with_its_azure_code_and_cleans_up() -> None:
-    fault = JobFault("vm-web-prod-02", "UserErrorDiskEncryptionSetKeyVaultAccessDenied")
+    fault = JobFault("vm-web-prod-02", "UserErrorInstantRpNotFound")
     report, out = run(RehearsalOptions(stack="prod", speed=FAST, drill_faults=(fault,)))
 
     assert report.exit_code == 1 and report.error == "the restore drill failed"
-    assert "fault injected: next restore job of vm-web-prod-02 -> UserErrorDiskEncryptionSetKeyVaultAccessDenied" in out
+    assert "fault injected: next restore job of vm-web-prod-02 -> UserErrorInstantRpNotFound" in out
     rows = drill_rows(out)
-    assert "FAIL: restore job Failed: UserErrorDiskEncryptionSetKeyVaultAccessDenied" in rows["vm-web-prod-02"]
+    assert "FAIL: restore job Failed: UserErrorInstantRpNotFound" in rows["vm-web-prod-02"]
     assert rows["vm-web-prod-01"].endswith("OK") and rows["vm-api-prod-01"].endswith("OK")
     assert "disks left in rg-pvm-drill-prod after the drill: 0\n" in out
     assert out.rstrip().endswith("result: FAILED (the scheduled restore drill would exit 1)")

@@ -284,7 +284,15 @@ class RestoreDrill:
         self.workers = workers
         self.clock = clock
         self.sleep = sleep
-        self.log = log or (lambda message: LOG.info("%s", message))
+        sink = log or (lambda message: LOG.info("%s", message))
+        log_lock = threading.Lock()
+
+        def serialized(message: str) -> None:
+            # Restores start from pool threads; one line at a time (print writes text and newline apart).
+            with log_lock:
+                sink(message)
+
+        self.log = serialized
         self.run_id = run_id or f"{clock().strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
         self._apis: dict[str, RestoreApiLike] = {}
         self._lock = threading.Lock()

@@ -347,12 +347,11 @@ class RestoreDrill:
 
     def remove_leftovers(self) -> list[str]:
         """Delete disks an earlier run tagged and could not delete (interrupted, or a failed DELETE)."""
-        deleted: list[str] = []
-        for disk in self.disks.list_disks(self.staging.resource_group_id):
-            if DRILL_TAG not in disk.tags:
-                continue
-            if self._delete_if_tagged(disk.id, disk.tags[DRILL_TAG]):
-                deleted.append(disk.name)
+        tagged = [disk for disk in self.disks.list_disks(self.staging.resource_group_id) if DRILL_TAG in disk.tags]
+        results = self._concurrently(lambda disk: self._delete_if_tagged(disk.id, disk.tags[DRILL_TAG]), tagged)
+        deleted = [disk.name for disk, gone in zip(tagged, results, strict=True) if gone]
+        for disk in tagged:
+            if disk.name in deleted:
                 self.log(f"leftover of drill run {disk.tags[DRILL_TAG]} deleted: {disk.name}")
         return deleted
 
@@ -408,11 +407,14 @@ class RestoreDrill:
             self._started.append(item)
         try:
             item.operation_id = api.trigger_restore(vm, point.name, target)
-            row.status = "Triggered"
-            self.log(f"{vm.name}: restore of recovery point {point.name} ({iso(point.time)}) triggered")
-            self._resolve_operation(api, item)
         except AzureError as error:
             return self._fail(row, error_code(error), f"restore not accepted: {error_code(error)}")
+        row.status = "Triggered"
+        self.log(f"{vm.name}: restore of recovery point {point.name} ({iso(point.time)}) triggered")
+        try:
+            self._resolve_operation(api, item)
+        except AzureError as error:  # the restore was accepted: the poll loop asks again
+            self.log(f"{vm.name}: operation status failed ({error_code(error)}); asking again at the next poll")
         return item if row.status not in FAILED else None
 
     def _resolve_operation(self, api: RestoreApiLike, item: _Pending) -> None:
@@ -562,8 +564,15 @@ class RestoreDrill:
         round trips one after another."""
         if not items:
             return []
-        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(items)))) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(items))))
+        try:
             return list(pool.map(work, items))
+        except BaseException:
+            # Ctrl-C/SIGTERM: no queued restore may start after the interruption.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
     def _clean_up(self, pending: Sequence[_Pending], rows: Sequence[DrillRow]) -> list[str]:
         """Tag what appeared since the last look, then delete every disk of this run (tag checked)."""

@@ -465,3 +465,14 @@ def test_cli_unusable_stack_outputs_and_options_are_one_error_line(env: Drilled,
         build_parser().parse_args(["drill", "--stack-outputs", "-", *staging, "--sample", "0"])
     assert usage.value.code == 2
     assert env.restore_jobs() == []
+
+
+def test_an_accepted_restore_whose_operation_status_failed_once_is_still_followed_to_its_disks(env: Drilled) -> None:
+    env.emu.faults.http("backupOperations.get", 403, code="AuthorizationFailed", message="not now")
+
+    report = env.drill().run(env.entries[:1])
+
+    row = report.rows[0]
+    assert row.ok and row.restore_job_id in env.restore_jobs()
+    assert len(row.disks_deleted) == 2 and env.staging_disks() == []
+    assert env.emu.counts["backupOperations.get"] == 2

@@ -224,8 +224,9 @@ def select_vms(
         raise DrillInputError(f"--sample {count} is out of range: allowed 1 or more VMs")
     if count >= len(ordered):
         return ordered
-    year, week, _ = (today or utc_now().date()).isocalendar()
-    start = ((year * 53 + week) * count) % len(ordered)
+    day = today or utc_now().date()
+    week = (day - dt.timedelta(days=day.weekday())).toordinal() // 7  # consecutive across year ends
+    start = (week * count) % len(ordered)
     return [ordered[(start + i) % len(ordered)] for i in range(count)]
 
 

@@ -256,6 +256,9 @@ def test_the_rotating_sample_drills_every_vm_within_ceil_n_over_sample_weeks() -
         entries, sample=2, today=monday + dt.timedelta(days=6)
     )
     assert len(select_vms(entries, today=monday)) == 1
+    # Across a year end (2025 has 52 ISO weeks) the window still moves by one sample per week.
+    year_end = [select_vms(entries, today=dt.date(2025, 12, 15) + dt.timedelta(weeks=w))[0] for w in range(7)]
+    assert sorted(e.vm.name for e in year_end) == sorted(e.vm.name for e in entries)
     assert select_vms(entries, sample=50, today=monday) == entries
 
 

@@ -479,3 +479,14 @@ def test_an_accepted_restore_whose_operation_status_failed_once_is_still_followe
     assert row.ok and row.restore_job_id in env.restore_jobs()
     assert len(row.disks_deleted) == 2 and env.staging_disks() == []
     assert env.emu.counts["backupOperations.get"] == 2
+
+
+def test_the_restore_job_filter_is_the_backup_filter_with_operation_restore() -> None:
+    from protectedvm.azure_client import job_filter
+
+    start, end = dt.datetime(2026, 11, 29, 13, 5, tzinfo=dt.UTC), dt.datetime(2026, 11, 29, 15, 0, tzinfo=dt.UTC)
+    assert job_filter(start, end, operation="Restore") == (
+        "operation eq 'Restore' and backupManagementType eq 'AzureIaasVM'"
+        " and startTime eq '2026-11-29 01:05:00 PM' and endTime eq '2026-11-29 03:00:00 PM'"
+    )
+    assert job_filter(start, end, "InProgress") == job_filter(start, end, "InProgress", "Backup")

@@ -442,6 +442,7 @@ def _parse_schedule(
         problems.extend(v.check_hourly_interval(raw_interval, f"{setting}.hourlyInterval"))
         raw_window = raw.get("hourlyWindowHours", 24)
         problems.extend(v.check_hourly_window(raw_window, f"{setting}.hourlyWindowHours"))
+        problems.extend(v.check_hourly_window_multiple(raw_window, raw_interval, f"{setting}.hourlyWindowHours"))
         interval = raw_interval if isinstance(raw_interval, int) else None
         window = raw_window if isinstance(raw_window, int) else None
     else:

@@ -6,7 +6,11 @@ CrossGuard on whatever props reach the engine. Messages always name the setting,
 and the allowed range: a pipeline log must be enough to fix the stack file without reading code.
 
 The limits are Azure Backup's own (a violation would otherwise surface as a late HTTP 400
-during ``pulumi up``, after other resources were already created).
+during ``pulumi up``, after other resources were already created). Azure publishes no list of its
+policy checks; each limit below names its record, mostly azurerm's (hashicorp/terraform-provider-azurerm):
+``website/docs/r/backup_policy_vm.html.markdown`` (commit 0a830d40, "azurerm docs" below) and
+``internal/services/recoveryservices/backup_policy_vm_resource.go`` (commit 0177a6ca, "azurerm
+resource"). The emulator enforces the same rules on policy bodies (``emulator/policy_rules.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ Tier = Literal["daily", "weekly", "monthly", "yearly"]
 Frequency = Literal["Daily", "Weekly", "Hourly"]
 
 #: Retention counts Azure accepts per tier and policy type (days for daily, weeks, months, years).
+#: azurerm docs: daily "Must be between 7 and 9999 ... Azure previously allows this field to be set to a
+#: minimum of 1 (day) - but for new resources/to update this value on existing Backup Policies - this value
+#: must now be at least 7 (days)", with no exception for Enhanced (V2) policies; weekly, monthly and
+#: yearly "Must be between 1 and 9999".
 RETENTION_LIMITS: Final[dict[tuple[PolicyType, Tier], tuple[int, int]]] = {
     ("V1", "daily"): (7, 9999),
-    ("V2", "daily"): (1, 9999),
+    ("V2", "daily"): (7, 9999),
     ("V1", "weekly"): (1, 9999),
     ("V2", "weekly"): (1, 9999),
     ("V1", "monthly"): (1, 9999),
@@ -36,10 +44,15 @@ TIER_UNITS: Final[dict[Tier, str]] = {
     "monthly": "months",
     "yearly": "years",
 }
-#: Instant-restore snapshot retention (days) per policy type.
+#: Instant-restore snapshot retention (days) per policy type. azurerm docs: "between 1 and 5 when
+#: policy_type is V1, and 1 to 30 when policy_type is V2".
 INSTANT_RESTORE_LIMITS: Final[dict[PolicyType, tuple[int, int]]] = {"V1": (1, 5), "V2": (1, 30)}
-#: A Standard policy with a weekly schedule keeps its snapshots exactly this many days.
+#: A Standard policy with a weekly schedule keeps its snapshots exactly this many days. azurerm docs:
+#: "instant_restore_retention_days must be set to 5 if the backup frequency is set to Weekly".
 WEEKLY_SCHEDULE_INSTANT_RESTORE_DAYS: Final = 5
+#: azurerm docs: hour_interval "Possible values are 4, 6, 8 and 12"; hour_duration "between 4 and 24",
+#: and "hour_duration must be multiplier of hour_interval" (also enforced in azurerm resource's
+#: expandBackupProtectionPolicyVMSchedule: "`hour_duration` must be multiplier of `hour_interval`").
 HOURLY_INTERVALS: Final[tuple[int, ...]] = (4, 6, 8, 12)
 HOURLY_WINDOW_LIMITS: Final[tuple[int, int]] = (4, 24)
 SOFT_DELETE_RETENTION_LIMITS: Final[tuple[int, int]] = (14, 180)
@@ -202,7 +215,11 @@ def check_instant_restore_days(days: object, policy_type: PolicyType, frequency:
 
 
 def check_backup_time(value: object, setting: str) -> list[str]:
-    """Azure only schedules backups on the hour or half hour; anything else is a late 400."""
+    """Azure only schedules backups on the hour or half hour; anything else is a late 400.
+
+    azurerm resource: time must match ``^([01][0-9]|[2][0-3]):([03][0])$`` ("HH is 00-23 and mm is 00 or
+    30"). The same time is used for every schedule and retention time (azurerm: "they all must be the
+    same"); ``components/backup_vault.py`` derives them all from this one setting, so no separate check."""
     if not isinstance(value, str):
         return [f"{setting} = {value!r} must be a time as HH:MM (on :00 or :30)"]
     match = _HHMM.match(value) or _ISO_TIME.match(value)
@@ -214,7 +231,9 @@ def check_backup_time(value: object, setting: str) -> list[str]:
 
 
 def check_hourly_interval(interval: object, setting: str) -> list[str]:
-    if isinstance(interval, bool) or interval not in HOURLY_INTERVALS:
+    """Whole hours only: ``4.0 in (4, 6, 8, 12)`` is true in Python, and a float would then have
+    been dropped by the parser (a silent default). Engine floats go through :func:`as_count` first."""
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval not in HOURLY_INTERVALS:
         allowed = "/".join(str(i) for i in HOURLY_INTERVALS)
         return [f"{setting} = {interval!r} is not allowed: hourly interval must be one of {allowed} hours"]
     return []
@@ -225,8 +244,32 @@ def check_hourly_window(hours: object, setting: str) -> list[str]:
     return check_int_range(hours, setting, low, high, "hours")
 
 
+def check_hourly_window_multiple(hours: object, interval: object, setting: str) -> list[str]:
+    """The window must hold a whole number of intervals (azurerm docs: "hour_duration must be
+    multiplier of hour_interval"); only checked once both are valid on their own."""
+    if (
+        isinstance(hours, bool)
+        or isinstance(interval, bool)
+        or not isinstance(hours, int)
+        or check_hourly_interval(interval, setting)
+        or not HOURLY_WINDOW_LIMITS[0] <= hours <= HOURLY_WINDOW_LIMITS[1]
+    ):
+        return []
+    assert isinstance(interval, int)  # check_hourly_interval accepted it
+    if hours % interval:
+        low, high = HOURLY_WINDOW_LIMITS
+        allowed = ", ".join(str(h) for h in range(low, high + 1) if h % interval == 0)
+        return [
+            f"{setting} = {hours} is not a multiple of hourlyInterval {interval}: "
+            f"allowed {allowed} hours with a {interval}-hour interval"
+        ]
+    return []
+
+
 def check_frequency_for_policy_type(frequency: object, policy_type: PolicyType, setting: str) -> list[str]:
-    """Hourly RPO exists only in Enhanced (V2) policies."""
+    """Hourly RPO exists only in Enhanced (V2) policies (bms.json: SimpleSchedulePolicyV2 is "the V2
+    policy schedule for IaaS that supports hourly backups"; azurerm resource builds an hourly schedule
+    only for V2)."""
     problems = check_choice(frequency, setting, ("Daily", "Weekly", "Hourly"))
     if problems:
         return problems
@@ -236,7 +279,10 @@ def check_frequency_for_policy_type(frequency: object, policy_type: PolicyType, 
 
 
 def check_schedule_retention(frequency: Frequency, has_daily: bool, has_weekly: bool, setting: str) -> list[str]:
-    """A weekly schedule produces no daily points, and a daily schedule needs daily retention."""
+    """A weekly schedule produces no daily points, and a daily schedule needs daily retention
+    (azurerm resource CustomizeDiff: "`retention_daily` must be set when backup.0.frequency is
+    daily/hourly", "must be not set when backup.0.frequency is weekly", "`retention_weekly` must be
+    set when backup.0.frequency is weekly")."""
     if frequency == "Weekly" and has_daily:
         return [f"{setting}.daily is set but the schedule is Weekly: weekly backups cannot have daily retention"]
     if frequency == "Weekly" and not has_weekly:

@@ -1,8 +1,11 @@
 """Job failure texts close to what Azure Backup reports, so error handling is tested on realistic data.
 
-``AzureIaaSVMErrorInfo.errorCode`` is an integer in the API; the numbers here are
-emulator stand-ins, and the well-known string code (what the portal shows) is
-placed in ``errorTitle`` so callers can match on it.
+``AzureIaaSVMErrorInfo.errorCode`` is an int32 in bms.json (2024-10-01, 2026-10-01) and ``errorTitle``
+is described there as "typically, the entity that the error pertains to"; no official example shows a
+failed job. The numbers here are emulator stand-ins and the well-known string code (what the portal
+shows) is placed in ``errorTitle``: a belief, which is why the product's reader
+(``protectedvm.azure_client._job_errors``) finds the readable code in either field and still names a
+bare number. Codes, messages and recommendations follow Azure Backup's troubleshooting docs.
 """
 
 from __future__ import annotations

@@ -69,16 +69,6 @@ def _rg_key(subscription: str, resource_group: str) -> tuple[str, str]:
     return subscription.lower(), resource_group.lower()
 
 
-def check_compute_api_version(version: str | None) -> None:
-    if version not in COMPUTE_API_VERSIONS:
-        raise ApiError(
-            400,
-            "InvalidApiVersionParameter",
-            f"The api-version '{version or ''}' is invalid. The supported versions are "
-            f"'{', '.join(COMPUTE_API_VERSIONS)}'.",
-        )
-
-
 class ComputeState:
     def __init__(self) -> None:
         self._lock = threading.RLock()

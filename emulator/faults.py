@@ -23,6 +23,9 @@ ROUTES = (
     "item.operationResults.get",
     "jobs.list",
     "job.get",
+    "job.cancel",
+    "job.operationResults.get",
+    "items.list",
     "recoveryPoints.list",
     "recoveryPoint.get",
     # The restore drill's routes (restore and the managed-disk slice of Microsoft.Compute).

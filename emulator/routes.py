@@ -16,11 +16,23 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .compute import ComputeState, check_compute_api_version
+from .compute import COMPUTE_API_VERSIONS, ComputeState
 from .errors import ApiError, invalid_input
 from .state import Job, Operation, State, Vault
 
-SUPPORTED_API_VERSIONS = ("2026-10-01", "2025-02-01", "2024-10-01")
+#: Stable api-versions of Microsoft.RecoveryServices backup with a spec in azure-rest-api-specs
+#: (recoveryservicesbackup .../stable/2024-10-01, 2025-02-01, 2025-08-01 and
+#: RecoveryServicesBackup/stable/2026-10-01); the SDK in requirements.txt sends 2026-10-01.
+SUPPORTED_API_VERSIONS = ("2026-10-01", "2025-08-01", "2025-02-01", "2024-10-01")
+#: Vaults version their API apart from backup: recoveryservices main.tsp (azure-rest-api-specs,
+#: RecoveryServices/main.tsp, commit 1054bbbc) lists 2025-02-01 ... 2026-05-01; 2024-10-01 is the
+#: stable/2024-10-01 folder of specification/recoveryservices. Whether the vault type also answers the
+#: backup-only versions (2026-10-01) is not documented; the emulator accepts them rather than refuse a
+#: request Azure may serve.
+VAULT_API_VERSIONS = ("2026-10-01", "2026-05-01", "2026-02-01", "2026-01-01", "2025-08-01", "2025-02-01", "2024-10-01")
+#: Retry-After of every 202 in the official examples (TriggerBackup_Post.json, ConfigureProtection.json,
+#: ProtectedItem_Delete.json, TriggerCancelJob.json: "Retry-After": 60).
+AZURE_RETRY_AFTER = 60
 
 
 @dataclass
@@ -85,6 +97,12 @@ def match(method: str, path: str) -> Match | None:
         return m("jobs.list")
     if len(rest) == 2 and lrest[0] == "backupjobs" and method == "GET":
         return m("job.get", rest[1])
+    if len(rest) == 3 and lrest[0] == "backupjobs" and lrest[2] == "cancel" and method == "POST":
+        return m("job.cancel", rest[1])
+    if len(rest) == 4 and lrest[0] == "backupjobs" and lrest[2] == "operationresults" and method == "GET":
+        return m("job.operationResults.get", rest[1], rest[3])
+    if lrest == ["backupprotecteditems"] and method == "GET":
+        return m("items.list")
     if (
         len(rest) >= 6
         and lrest[0] == "backupfabrics"
@@ -132,6 +150,9 @@ class Router:
             "item.operationResults.get": self._item_operation_result,
             "jobs.list": self._jobs_list,
             "job.get": self._job_get,
+            "job.cancel": self._job_cancel,
+            "job.operationResults.get": self._job_operation_result,
+            "items.list": self._items_list,
             "recoveryPoints.list": self._rps_list,
             "recoveryPoint.get": self._rp_get,
             "restore.trigger": self._restore,
@@ -143,11 +164,14 @@ class Router:
         }
 
     def handle(self, req: Request, found: Match) -> Response:
-        if found.route.startswith("compute."):
-            check_compute_api_version(req.query.get("api-version"))
+        if found.route.startswith("compute."):  # the restore drill's Microsoft.Compute slice
+            kind = "virtualMachines" if found.route == "compute.vm.get" else "disks"
+            check_api_version(req.query.get("api-version"), COMPUTE_API_VERSIONS, kind)
             self.state.settle()
             return self._handlers[found.route](req, found)
-        check_api_version(req.query.get("api-version"))
+        kind = _RESOURCE_TYPES.get(found.route.split(".", 1)[0], "vaults")
+        supported = VAULT_API_VERSIONS if kind == "vaults" else SUPPORTED_API_VERSIONS
+        check_api_version(req.query.get("api-version"), supported, kind)
         return self._handlers[found.route](req, found)
 
     # --- helpers --------------------------------------------------------
@@ -217,9 +241,9 @@ class Router:
         container, item, op_id = found.args
         status, body = self.state.operation_result(vault, op_id, item)
         if status == "InProgress":
-            version = req.query.get("api-version", SUPPORTED_API_VERSIONS[0])
-            url = f"{self._item_url(req, vault, container, item)}/operationResults/{op_id}?api-version={version}"
-            return Response(202, None, {"Location": url, "Retry-After": str(self.lro_retry_after)})
+            # ProtectedItemOperationResults.json: the 202 repeats Location, Azure-AsyncOperation, Retry-After.
+            op = self.state.operation_ref(vault, op_id)
+            return Response(202, None, self._lro_headers(req, self._item_url(req, vault, container, item), op))
         if body is not None:
             return Response(200, body)
         return Response(204)
@@ -250,6 +274,29 @@ class Router:
 
     def _job_get(self, req: Request, found: Match) -> Response:
         return Response(200, self.state.get_job(self._vault(found), found.args[0]))
+
+    def _job_result_url(self, req: Request, vault: Vault, job: str, op_id: str) -> str:
+        version = req.query.get("api-version", SUPPORTED_API_VERSIONS[0])
+        return f"{req.base_url}{vault.id}/backupJobs/{job}/operationResults/{op_id}?api-version={version}"
+
+    def _job_cancel(self, req: Request, found: Match) -> Response:
+        """TriggerCancelJob.json: 202 with Location (no Azure-AsyncOperation) and Retry-After."""
+        vault = self._vault(found)
+        op = self.state.cancel_job(vault, found.args[0])
+        url = self._job_result_url(req, vault, found.args[0], op.op_id)
+        return Response(202, None, {"Location": url, "Retry-After": str(self.lro_retry_after)})
+
+    def _job_operation_result(self, req: Request, found: Match) -> Response:
+        """CancelJobOperationResult.json: 202 + Location while the job is Cancelling, then 204."""
+        vault = self._vault(found)
+        job, op_id = found.args
+        if self.state.cancel_result(vault, job, op_id) == "InProgress":
+            url = self._job_result_url(req, vault, job, op_id)
+            return Response(202, None, {"Location": url, "Retry-After": str(self.lro_retry_after)})
+        return Response(204)
+
+    def _items_list(self, req: Request, found: Match) -> Response:
+        return Response(200, {"value": self.state.list_items(self._vault(found))})
 
     # --- recovery points ------------------------------------------------
     def _rps_list(self, req: Request, found: Match) -> Response:
@@ -310,13 +357,51 @@ def match_compute(method: str, seg: list[str], low: list[str]) -> Match | None:
     return None
 
 
-def check_api_version(version: str | None) -> None:
-    if version not in SUPPORTED_API_VERSIONS:
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+
+
+_RESOURCE_TYPES = {
+    "vault": "vaults",
+    "policy": "vaults/backupPolicies",
+    "item": "vaults/backupFabrics/protectionContainers/protectedItems",
+    "items": "vaults/backupProtectedItems",
+    "backup": "vaults/backupFabrics/protectionContainers/protectedItems/backup",
+    "backupOperations": "vaults/backupOperations",
+    "jobs": "vaults/backupJobs",
+    "job": "vaults/backupJobs",
+    "recoveryPoints": "vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints",
+    "recoveryPoint": "vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints",
+    "restore": "vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/restore",
+}
+
+
+def check_api_version(
+    version: str | None, supported: tuple[str, ...] = SUPPORTED_API_VERSIONS, resource_type: str = "vaults"
+) -> None:
+    """ARM's three answers: no api-version, a malformed one, and one the provider does not serve.
+
+    Codes and wording follow ARM's errors (MissingApiVersionParameter, InvalidApiVersionParameter,
+    NoRegisteredProviderFound, as documented in learn.microsoft.com "Resolve errors for resource
+    provider registration" for the last); the exact message texts of the first two are beliefs.
+    """
+    if not version:
+        raise ApiError(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    if not _API_VERSION.match(version):
         raise ApiError(
             400,
             "InvalidApiVersionParameter",
-            f"The api-version '{version or ''}' is invalid. The supported versions are "
-            f"'{', '.join(SUPPORTED_API_VERSIONS)}'.",
+            f"The api-version '{version}' is invalid. The supported versions are '{', '.join(supported)}'.",
+        )
+    if version not in supported:
+        raise ApiError(
+            400,
+            "NoRegisteredProviderFound",
+            f"No registered resource provider found for API version '{version}' and type '{resource_type}'. "
+            f"The supported api-versions are '{', '.join(supported)}'.",
         )
 
 

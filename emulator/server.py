@@ -8,6 +8,7 @@ client's ``connection_verify``.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import http.client
 import json
 import shutil
@@ -15,6 +16,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,8 +29,9 @@ from .clock import Clock, MonotonicClock
 from .credential import EMULATOR_TOKEN, StaticTokenCredential
 from .errors import ApiError, arm_error_body
 from .faults import DropFault, Faults, fault_error
-from .routes import SUPPORTED_API_VERSIONS, Request, Response, Router, match
+from .routes import AZURE_RETRY_AFTER, SUPPORTED_API_VERSIONS, Request, Response, Router, match
 from .state import JobView, State
+from .throttle import Throttle
 
 
 class _TLSServer(ThreadingHTTPServer):
@@ -94,8 +97,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Response(404, arm_error_body("NotFound", f"No route for {self.command} {split.path}.")))
             return
         emu._count(found.route)
+        rate_header: tuple[str, str] | None = None
         try:
             self._authorize()
+            rate_header = emu.throttle.take(found.vault[0], self.command)
             fault = emu.faults.take_request_fault(found.route)
             if isinstance(fault, DropFault):
                 self._drop()
@@ -105,6 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
             response = emu.router.handle(Request(self.command, split.path, query, body, emu.base_url), found)
         except ApiError as err:
             response = Response(err.status, err.body(), err.headers)
+        if rate_header is not None:
+            response.headers.setdefault(*rate_header)
         self._send(response)
 
     def _authorize(self) -> None:
@@ -141,7 +148,13 @@ class _Handler(BaseHTTPRequestHandler):
         if response.body is not None:
             self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
-        self.send_header("x-ms-request-id", self.headers.get("x-ms-client-request-id") or "emulator")
+        # ARM gives every request its own ids and echoes the client's id under its own name
+        # (x-ms-client-request-id), never as x-ms-request-id.
+        self.send_header("x-ms-request-id", str(uuid.uuid4()))
+        self.send_header("x-ms-correlation-request-id", str(uuid.uuid4()))
+        client_id = self.headers.get("x-ms-client-request-id")
+        if client_id:
+            self.send_header("x-ms-client-request-id", client_id)
         self.end_headers()
         if payload:
             self.wfile.write(payload)
@@ -161,16 +174,40 @@ class Emulator:
         time_scale: float = 1.0,
         clock: Clock | None = None,
         page_size: int = 50,
-        lro_retry_after: int = 0,
+        lro_retry_after: int = AZURE_RETRY_AFTER,
         polling_interval: float = 0.01,
+        job_appearance_delay: float = 0.0,
+        cancel_duration: float = 10.0,
+        throttling: bool = False,
+        start_time: dt.datetime | None = None,
     ) -> None:
+        """Fidelity switches (each documented where it is modelled):
+
+        * ``lro_retry_after``: ``Retry-After`` of every 202, 60 like Azure's examples; the SDK's LRO
+          pollers sleep that long in real time, so tests that poll an LRO pass 0;
+        * ``job_appearance_delay``: clock seconds before a triggered job is listed (its trigger
+          operation says InProgress until then), as on Azure; 0 keeps the old instant appearance;
+        * ``cancel_duration``: clock seconds a job stays Cancelling before Cancelled;
+        * ``throttling``: refuse requests past ARM's token buckets with 429 (the
+          ``x-ms-ratelimit-remaining-subscription-*`` headers are sent either way);
+        * ``start_time``: the wall time at the clock's origin (replay an example at its own date).
+        """
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self.clock: Clock = clock if clock is not None else MonotonicClock(time_scale)
         self.faults = Faults()
         self.token = EMULATOR_TOKEN
         self.polling_interval = polling_interval
-        self.state = State(self.clock, self.faults, job_duration, operation_delay)
+        self.state = State(
+            self.clock,
+            self.faults,
+            job_duration,
+            operation_delay,
+            job_appearance_delay=job_appearance_delay,
+            cancel_duration=cancel_duration,
+            start_time=start_time,
+        )
+        self.throttle = Throttle(self.clock, enforce=throttling)
         self.router = Router(self.state, page_size, lro_retry_after)
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
@@ -240,7 +277,8 @@ class Emulator:
         """Keyword arguments for building one's own SDK client against the emulator.
 
         ``polling_interval`` matters: with ``Retry-After: 0`` azure-core falls back to
-        it, and its default (30 s) would make every LRO wait half a minute.
+        it, and its default (30 s) would make every LRO wait half a minute. With Azure's
+        ``Retry-After: 60`` (the default) LRO pollers wait a real minute per poll.
         """
         return {
             "base_url": self.base_url,
@@ -291,6 +329,13 @@ class Emulator:
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, token: bool = True
     ) -> tuple[int, Any]:
         """One HTTPS request without the SDK (for routes the SDK lacks, or to omit the token)."""
+        status, _, payload = self.raw_exchange(method, path, body, headers, token)
+        return status, payload
+
+    def raw_exchange(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, token: bool = True
+    ) -> tuple[int, dict[str, str], Any]:
+        """Like :meth:`raw_request`, with the response headers (conformance checks compare them)."""
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ssl_context(), timeout=10)
         try:
             all_headers = {"Content-Type": "application/json"}
@@ -301,7 +346,7 @@ class Emulator:
             conn.request(method, path, body=data, headers=all_headers)
             resp = conn.getresponse()
             raw = resp.read()
-            return resp.status, (json.loads(raw) if raw else None)
+            return resp.status, dict(resp.getheaders()), (json.loads(raw) if raw else None)
         finally:
             conn.close()
 

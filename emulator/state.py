@@ -35,10 +35,18 @@ from .names import (
     parse_item,
     parse_vm_id,
 )
+from .policy_rules import check_iaas_vm_policy
 
 VaultKey = tuple[str, str, str]
 
 TERMINAL_JOB_STATES = ("Completed", "Failed", "Cancelled", "CompletedWithWarnings")
+
+#: ``lastBackupTime`` of an item that was never backed up. Azure does not omit the key: it answers this
+#: sentinel (reported in this project's issue 12 from real answers; no official example shows an
+#: IRPending item, so this is the one value here not backed by a spec file).
+NEVER_BACKED_UP = "2001-01-01T00:00:00Z"
+#: endTime of an operation still InProgress (ProtectedItem_Delete_OperationStatus.json).
+OPERATION_NOT_ENDED = "0001-01-01T00:00:00.00000Z"
 
 # Azure creates these with every vault, and ARM templates routinely point items at them.
 DEFAULT_POLICY: dict[str, Any] = {
@@ -105,6 +113,7 @@ class Item:
     policy_type: str
     data_id: str
     protection_state: str = "IRPending"
+    # Before the first backup: no status and the 2001-01-01 sentinel time (see NEVER_BACKED_UP).
     last_backup_status: str = ""
     health_status: str = "Passed"
     protection_status: str = "Healthy"
@@ -143,6 +152,10 @@ class Job:
     ended_at: float | None = None
     end_time: dt.datetime | None = None
     duration: float | None = None  # clock seconds this job takes; None = emulator default
+    #: Clock time from which list/get show the job (asynchronous appearance, see State.job_appearance_delay).
+    visible_at: float = 0.0
+    #: Clock time a cancel was requested (POST .../cancel); the job is Cancelling until cancel_duration later.
+    cancel_requested_at: float | None = None
 
 
 @dataclass
@@ -202,14 +215,24 @@ class State:
         faults: Faults,
         job_duration: float,
         operation_delay: float,
+        job_appearance_delay: float = 0.0,
+        cancel_duration: float = 10.0,
+        start_time: dt.datetime | None = None,
     ) -> None:
         self.clock = clock
         self.faults = faults
         self.job_duration = job_duration
         self.operation_delay = operation_delay
+        #: A triggered job is listed only after its trigger operation ran this long: on Azure the
+        #: job appears asynchronously, and until then the operation status says InProgress.
+        self.job_appearance_delay = job_appearance_delay
+        #: How long a job stays "Cancelling" (bms.json JobStatus) before "Cancelled". The duration is a
+        #: belief: Azure documents the state, not how long it lasts.
+        self.cancel_duration = cancel_duration
         self._lock = threading.RLock()
         self._clock_origin = clock.now()
-        self._wall_origin = dt.datetime.now(dt.UTC)
+        #: Wall time at the clock's origin; a conformance replay starts at an example's own date.
+        self._wall_origin = start_time.astimezone(dt.UTC) if start_time is not None else dt.datetime.now(dt.UTC)
         self._vms: dict[str, VmRef] = {}
         self._vaults: dict[VaultKey, Vault] = {}
         self._jobs: dict[str, Job] = {}
@@ -302,6 +325,7 @@ class State:
         if not isinstance(props, dict) or not props.get("backupManagementType"):
             raise invalid_input("Policy properties with a backupManagementType are required.")
         props = copy.deepcopy(props)
+        check_iaas_vm_policy(props)
         schedule = props.get("schedulePolicy")
         if isinstance(schedule, dict) and schedule.get("schedulePolicyType") == "SimpleSchedulePolicy":
             schedule.setdefault("scheduleWeeklyFrequency", 0)
@@ -410,6 +434,12 @@ class State:
             self._advance()
             return self._item_body(self.require_item(vault, container, item))
 
+    def list_items(self, vault: Vault) -> list[dict[str, Any]]:
+        """BackupProtectedItems_List (BackupProtectedItems_List.json): every item of the vault."""
+        with self._lock:
+            self._advance()
+            return [self._item_body(found) for found in vault.items.values()]
+
     def delete_item(self, vault: Vault, container: str, item: str) -> Operation:
         with self._lock:
             self.require_item(vault, container, item)
@@ -433,8 +463,8 @@ class State:
             "lastBackupStatus": item.last_backup_status,
             "protectedItemDataId": item.data_id,
         }
-        if item.last_backup_time is not None:
-            props["lastBackupTime"] = iso(item.last_backup_time)
+        # Azure answers a time before the first backup too: the 2001-01-01 sentinel, not an absent key.
+        props["lastBackupTime"] = NEVER_BACKED_UP if item.last_backup_time is None else iso(item.last_backup_time)
         if item.recovery_points:
             props["lastRecoveryPoint"] = iso(item.recovery_points[-1].time)
         return {"id": item.id, "name": item.name, "type": ITEM_TYPE, "properties": props}
@@ -460,7 +490,7 @@ class State:
                 op.error = IN_PROGRESS_ERROR
                 return op
             outcome = self.faults.take_job_outcome(found.vm.name)
-            job = self._new_job(vault, found, "Backup", outcome, user_triggered=True)
+            job = self._new_job(vault, found, "Backup", outcome, user_triggered=True, appears_later=True)
             op.job_id = job.job_id
             return op
 
@@ -483,7 +513,7 @@ class State:
             if (
                 job.item_key == item.name.lower()
                 and job.operation == "Backup"
-                and job.status == "InProgress"
+                and job.status in ("InProgress", "Cancelling")
                 and job.vault_id.lower() == item.vault_id.lower()
             ):
                 return job
@@ -510,8 +540,13 @@ class State:
                 "status": status,
                 "startTime": iso(op.start_time),
             }
-            if status != "InProgress":
-                body["endTime"] = iso(op.start_time + dt.timedelta(seconds=self.operation_delay))
+            # ProtectedItem_Delete_OperationStatus.json: an InProgress operation carries .NET's
+            # DateTime.MinValue as its endTime, not an absent key.
+            body["endTime"] = (
+                OPERATION_NOT_ENDED
+                if status == "InProgress"
+                else iso(op.start_time + dt.timedelta(seconds=self.operation_delay))
+            )
             if status == "Failed" and op.error is not None:
                 body["error"] = {"code": op.error.code, "message": op.error.message}
             if status == "Succeeded" and op.job_id is not None:
@@ -529,6 +564,10 @@ class State:
                 return status, self._item_body(found) if found else None
             return status, None
 
+    def operation_ref(self, vault: Vault, op_id: str) -> Operation:
+        with self._lock:
+            return self._require_operation(vault, op_id, None)
+
     def _require_operation(self, vault: Vault, op_id: str, item: str | None) -> Operation:
         op = self._operations.get(op_id.lower())
         if op is None or op.vault_key != _vault_key(vault) or (item is not None and op.item_key != item.lower()):
@@ -536,8 +575,12 @@ class State:
         return op
 
     def _op_status(self, op: Operation) -> str:
-        if self.clock.now() - op.started_at < self.operation_delay:
+        now = self.clock.now()
+        if now - op.started_at < self.operation_delay:
             return "InProgress"
+        job = self._jobs.get(op.job_id) if op.job_id else None
+        if job is not None and now < job.visible_at:
+            return "InProgress"  # the operation has not produced its job yet
         return "Failed" if op.error is not None else "Succeeded"
 
     # --- jobs -------------------------------------------------------------
@@ -549,6 +592,7 @@ class State:
         outcome: JobOutcome,
         user_triggered: bool,
         duration: float | None = None,
+        appears_later: bool = False,
     ) -> Job:
         self._seq += 1
         job = Job(
@@ -565,6 +609,7 @@ class State:
             user_triggered=user_triggered,
             seq=self._seq,
             duration=duration,
+            visible_at=self.clock.now() + (self.job_appearance_delay if appears_later else 0.0),
         )
         self._jobs[job.job_id] = job
         self._advance()
@@ -577,9 +622,17 @@ class State:
         """Finish every job whose time is up and apply its effects on items and recovery points."""
         now = self.clock.now()
         for job in sorted(self._jobs.values(), key=lambda j: j.seq):
-            if job.status != "InProgress" or job.outcome.status == HANG:
+            if job.status not in ("InProgress", "Cancelling"):
+                continue
+            if job.cancel_requested_at is not None:
+                self._advance_cancel(job, now)
+                continue
+            if job.outcome.status == HANG:
                 continue
             ends_at = job.started_at + self._job_duration(job)
+            if job.outcome.status == "Cancelled" and now >= ends_at - self.cancel_duration:
+                # Someone cancelled it (portal): Azure shows Cancelling before Cancelled.
+                job.status = "Cancelling"
             if now < ends_at:
                 continue
             job.status = job.outcome.status
@@ -589,6 +642,49 @@ class State:
                 self._apply_backup_result(job)
             elif job.operation == "Restore":
                 self._apply_restore_result(job)
+
+    def _advance_cancel(self, job: Job, now: float) -> None:
+        assert job.cancel_requested_at is not None
+        job.status = "Cancelling"
+        ends_at = job.cancel_requested_at + self.cancel_duration
+        if now >= ends_at:
+            job.status = "Cancelled"
+            job.ended_at = ends_at
+            job.end_time = job.start_time + dt.timedelta(seconds=ends_at - job.started_at)
+
+    def cancel_job(self, vault: Vault, name: str) -> Operation:
+        """POST backupJobs/{job}/cancel (TriggerCancelJob.json): 202, the job turns Cancelling."""
+        with self._lock:
+            self._advance()
+            job = self._visible_job(vault, name)
+            if job.status in TERMINAL_JOB_STATES:
+                raise ApiError(
+                    400,
+                    "BMSUserErrorJobNotCancellable",  # belief: no stored source names this code
+                    f"Job '{name}' is {job.status} and cannot be cancelled.",
+                )
+            if job.cancel_requested_at is None:
+                job.cancel_requested_at = self.clock.now()
+                job.status = "Cancelling"
+            op = self._new_operation(_vault_key(vault), None, "cancel")
+            op.job_id = job.job_id
+            return op
+
+    def cancel_result(self, vault: Vault, name: str, op_id: str) -> str:
+        """JobOperationResults_Get (CancelJobOperationResult.json): InProgress while Cancelling."""
+        with self._lock:
+            self._advance()
+            op = self._operations.get(op_id.lower())
+            job = self._visible_job(vault, name)
+            if op is None or op.job_id != job.job_id:
+                raise ApiError(404, "BMSUserErrorOperationNotFound", f"Operation '{op_id}' was not found.")
+            return "InProgress" if job.status == "Cancelling" else "Succeeded"
+
+    def _visible_job(self, vault: Vault, name: str) -> Job:
+        job = self._jobs.get(name.lower())
+        if job is None or job.vault_key != _vault_key(vault) or self.clock.now() < job.visible_at:
+            raise ApiError(404, "BMSUserErrorJobNotFound", f"Job '{name}' was not found in vault '{vault.name}'.")
+        return job
 
     def _apply_backup_result(self, job: Job) -> None:
         vault = self._vaults.get(job.vault_key)
@@ -601,28 +697,36 @@ class State:
                 RecoveryPoint(str(self._rng.randrange(10**13, 10**14)), job.start_time, consistency)
             )
             item.protection_state = "Protected"
-            item.last_backup_status = "Healthy"
+            # Compute_ProtectedItem_Get.json / BackupProtectedItems_List.json (2024-10-01, 2026-10-01):
+            # after a good backup lastBackupStatus is "Completed" (the job's status), protectionStatus
+            # "Healthy", healthStatus "Passed". CompletedWithWarnings is mirrored the same way (belief:
+            # no official example shows it).
+            item.last_backup_status = job.status
             item.protection_status = "Healthy"
             item.health_status = "Passed"
             item.last_backup_time = job.start_time
         elif job.status == "Failed":
-            item.last_backup_status = "Unhealthy"
+            # Belief (no official example of a failed item): lastBackupStatus mirrors the job status;
+            # healthStatus takes the spec's HealthStatus enum value ActionRequired (bms.json).
+            item.last_backup_status = "Failed"
             item.protection_status = "Unhealthy"
             item.health_status = "ActionRequired"
 
     def get_job(self, vault: Vault, name: str) -> dict[str, Any]:
         with self._lock:
             self._advance()
-            job = self._jobs.get(name.lower())
-            if job is None or job.vault_key != _vault_key(vault):
-                raise ApiError(404, "BMSUserErrorJobNotFound", f"Job '{name}' was not found in vault '{vault.name}'.")
-            return self._job_body(job, detailed=True)
+            return self._job_body(self._visible_job(vault, name), detailed=True)
 
     def list_jobs(self, vault: Vault, predicate: Any) -> list[dict[str, Any]]:
         """Newest first, like the portal and the service."""
         with self._lock:
             self._advance()
-            jobs = [j for j in self._jobs.values() if j.vault_key == _vault_key(vault) and predicate(j)]
+            now = self.clock.now()
+            jobs = [
+                j
+                for j in self._jobs.values()
+                if j.vault_key == _vault_key(vault) and now >= j.visible_at and predicate(j)
+            ]
             jobs.sort(key=lambda j: (j.start_time, j.seq), reverse=True)
             return [self._job_body(j, detailed=False) for j in jobs]
 
@@ -668,7 +772,7 @@ class State:
 
     def _extended_info(self, job: Job, elapsed: float) -> dict[str, Any]:
         total = self._job_duration(job)
-        if job.status == "InProgress":
+        if job.status in ("InProgress", "Cancelling"):
             progress = 99.0 if total <= 0 else min(99.0, round(100.0 * elapsed / total, 1))
         else:
             progress = 100.0

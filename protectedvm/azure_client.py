@@ -210,6 +210,17 @@ def _utc(value: object) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+#: Azure answers ``lastBackupTime: 2001-01-01T00:00:00Z`` for an item that was never backed up (issue 12;
+#: the emulator's ``NEVER_BACKED_UP``). Any time at or before it means "never", not a 25-year-old backup.
+NEVER_BACKED_UP = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)
+
+
+def _item_time(value: object) -> dt.datetime | None:
+    """A protected item's backup time, with Azure's "never" sentinel turned into None."""
+    moment = _utc(value)
+    return None if moment is None or moment <= NEVER_BACKED_UP else moment
+
+
 def _seconds(value: object) -> float | None:
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
@@ -237,20 +248,37 @@ def _raw(model: object) -> Mapping[str, Any]:
     return model if isinstance(model, Mapping) else {}
 
 
+_READABLE_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
 def _job_errors(props: Mapping[str, Any]) -> tuple[JobError, ...]:
+    """``errorDetails`` of an IaaS VM job, each carrying Azure's readable code whatever field holds it.
+
+    bms.json (AzureIaaSVMErrorInfo, 2024-10-01 and 2026-10-01) types ``errorCode`` as int32 and calls
+    ``errorTitle`` "typically, the entity that the error pertains to"; no official example shows a
+    failed job. So: a non-numeric ``errorCode`` is the readable code; else an identifier-like
+    ``errorTitle`` ("UserErrorGuestAgentStatusUnavailable") is; a bare number becomes
+    ``AzureBackupError<n>`` so the message still names something searchable.
+    A title that is prose (an entity name) goes into the message instead of being lost.
+    """
     errors: list[JobError] = []
     for detail in props.get("errorDetails") or []:
         raw = _raw(detail)
-        title = str(raw.get("errorTitle") or "")
+        title = str(raw.get("errorTitle") or "").strip()
         code = raw.get("errorCode")
-        # Azure's readable code ("UserErrorGuestAgentStatusUnavailable") is sometimes only the title.
-        code_text = str(code) if code not in (None, "") else ""
-        if title and (not code_text or code_text.lstrip("-").isdigit()):
-            code_text = title
+        code_text = "" if code in (None, "") else str(code).strip()
+        numeric = code_text if code_text.lstrip("-").isdigit() else ""
+        readable = code_text if code_text and not numeric else ""
+        if not readable and _READABLE_CODE.match(title):
+            readable = title
+        label = readable or (f"AzureBackupError{numeric}" if numeric else "Unknown")
+        message = str(raw.get("errorString") or "")
+        if title and title != readable:
+            message = f"{title}: {message}" if message else title
         errors.append(
             JobError(
-                code=code_text or "Unknown",
-                message=str(raw.get("errorString") or ""),
+                code=label,
+                message=message,
                 recommendations=tuple(str(r) for r in raw.get("recommendations") or []),
             )
         )
@@ -517,8 +545,8 @@ class BackupApi:
             protection_status=text("protectionStatus"),
             health_status=text("healthStatus"),
             last_backup_status=text("lastBackupStatus"),
-            last_backup_time=_utc(props.get("lastBackupTime")),
-            last_recovery_point=_utc(props.get("lastRecoveryPoint")),
+            last_backup_time=_item_time(props.get("lastBackupTime")),
+            last_recovery_point=_item_time(props.get("lastRecoveryPoint")),
         )
 
     # --- the restore drill (protectedvm/drill.py) ------------------------------------------

@@ -36,7 +36,7 @@ def register_verify(subparsers: Any) -> None:
         help="re-check the latest backup of every VM in the stack outputs",
         description=(
             "Reads `pulumi stack output --json` and checks every VM in protectedVms: protection state "
-            "Protected, last backup Healthy, and a recovery point exists. Exits 1 if any VM is not healthy."
+            "Protected, last backup Completed, and a recovery point exists. Exits 1 if any VM is not healthy."
         ),
     )
     parser.add_argument(

@@ -5,8 +5,20 @@ question "is every VM still backed up?" from Azure's own view of each protected 
 
 * the item exists and its ``protectionState`` is ``Protected`` (``IRPending`` is Azure's
   "Warning (initial backup pending)"; ``ProtectionStopped``/``ProtectionPaused`` mean no new backups);
-* its ``lastBackupStatus`` is ``Healthy`` (the latest backup job did not fail);
+* its ``lastBackupStatus`` is ``Completed`` or ``CompletedWithWarnings`` (the latest backup job
+  succeeded; a crash-consistent point is still a restorable point);
+* its ``healthStatus`` is not ``ActionRequired``/``Invalid`` (Azure's own verdict on the item);
 * at least one recovery point exists, optionally no older than ``max_age``.
+
+The values are Azure's, not ours: Compute_ProtectedItem_Get.json and BackupProtectedItems_List.json
+(azure-rest-api-specs, recoveryservicesbackup stable 2024-10-01 and 2026-10-01) show a healthy VM as
+``protectionState: Protected``, ``lastBackupStatus: Completed``, ``healthStatus: Passed``,
+``protectionStatus: Healthy``. ``lastBackupStatus`` is a free string in bms.json (it carries the last
+backup job's status, JobStatus: InProgress/Completed/Failed/CompletedWithWarnings/Cancelled...);
+``healthStatus`` is the HealthStatus enum Passed/ActionRequired/ActionSuggested/Invalid, where
+ActionSuggested is advice (e.g. an outdated agent) on an item whose backups still work.
+Before the first backup Azure answers ``lastBackupTime: 2001-01-01T00:00:00Z``; that sentinel is
+read as "never" (``azure_client.NEVER_BACKED_UP``), never as a 25-year-old backup.
 
 Two GETs per VM (protected item, recovery points), run concurrently with a bounded pool.
 """
@@ -28,7 +40,10 @@ from protectedvm.ids import VaultRef, VmRef
 from protectedvm.verifier import iso, utc_now
 
 HEALTHY_STATE = "Protected"
-HEALTHY_BACKUP_STATUS = "Healthy"
+#: lastBackupStatus values of a good last backup (Compute_ProtectedItem_Get.json: "Completed").
+HEALTHY_BACKUP_STATUSES = ("Completed", "CompletedWithWarnings")
+#: healthStatus values (bms.json HealthStatus enum) that mean the item needs attention.
+UNHEALTHY_HEALTH_STATUSES = ("ActionRequired", "Invalid")
 
 
 @dataclass(frozen=True)
@@ -113,8 +128,10 @@ def check_vm(api: BackupApi, entry: ProtectedVmEntry, now: dt.datetime, max_age:
     if item.protection_state != HEALTHY_STATE:
         pending = " (initial backup pending)" if item.protection_state == "IRPending" else ""
         problems.append(f"protection state {item.protection_state or 'unknown'}{pending}")
-    if item.last_backup_status != HEALTHY_BACKUP_STATUS:
+    if item.last_backup_status not in HEALTHY_BACKUP_STATUSES:
         problems.append(f"last backup {item.last_backup_status or 'never ran'}")
+    if item.health_status in UNHEALTHY_HEALTH_STATUSES:
+        problems.append(f"health {item.health_status}")
     if latest is None:
         problems.append("no recovery point")
     elif max_age is not None and now - latest > max_age:

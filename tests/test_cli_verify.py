@@ -101,7 +101,7 @@ def test_all_vms_backed_up_exits_0_with_a_table_of_ok_rows(emu: Emulator, tmp_pa
         "POINT",
         "RESULT",
     ]
-    assert lines[1].split()[:4] == ["vm001", "rsv-test", "Protected", "Healthy"]
+    assert lines[1].split()[:4] == ["vm001", "rsv-test", "Protected", "Completed"]
     assert lines[1].endswith("  OK")
     assert lines[-1] == "2 of 2 VM(s) healthy"
 
@@ -130,7 +130,7 @@ def test_vm_whose_latest_backup_failed_exits_1_even_with_an_older_recovery_point
     code, out, _ = run(tmp_path, stack_outputs(vms))
 
     assert code == EXIT_UNHEALTHY
-    assert out.splitlines()[1].endswith("FAIL: last backup Unhealthy")
+    assert out.splitlines()[1].endswith("FAIL: last backup Failed; health ActionRequired")
 
 
 def test_vm_that_is_not_protected_at_all_exits_1(emu: Emulator, tmp_path: Path) -> None:
@@ -223,3 +223,107 @@ def test_python_dash_m_protectedvm_verify_exit_code_in_a_subprocess(emu: Emulato
 
     assert done.returncode == EXIT_UNHEALTHY, done.stderr
     assert done.stdout.splitlines()[-1] == "1 of 2 VM(s) healthy, 1 not"
+
+
+# --- Azure's own answers decide what "healthy" means ---------------------------------------------
+
+EXAMPLES = ROOT / "tests" / "fixtures" / "azure_examples"
+
+
+class _Model(dict[str, Any]):
+    """A dict that also has the SDK model's ``id``/``name`` attributes (what BackupApi reads)."""
+
+    @property
+    def id(self) -> str:
+        return str(self.get("id", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.get("name", ""))
+
+
+class _ExampleClient:
+    """An SDK client stand-in answering with an official example body, so the real conversion
+    in ``BackupApi.protected_item`` and the real ``check_vm`` judge Azure's published answer."""
+
+    def __init__(self, item: dict[str, Any], points: list[dict[str, Any]]) -> None:
+        self.protected_items = type("Items", (), {"get": staticmethod(lambda *a, **k: _Model(item))})()
+        self.recovery_points = type("Points", (), {"list": staticmethod(lambda *a, **k: [_Model(p) for p in points])})()
+
+    def close(self) -> None:
+        return None
+
+
+def _example_body(version: str, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((EXAMPLES / version / name).read_text())["responses"]["200"]["body"]
+    return body
+
+
+def _judge(item: dict[str, Any]) -> Any:
+    point = _example_body("2024-10-01", "RecoveryPoints_Get.json")
+    entry = load_protected_vms(stack_outputs(protect_refs()))[0]
+    api = BackupApi(_ExampleClient(item, [point]), VAULT)  # type: ignore[arg-type]
+    [row] = check_all([entry], lambda _vault: api, now=dt.datetime(2018, 1, 23, tzinfo=dt.UTC))
+    return row
+
+
+def protect_refs() -> list[VmRef]:
+    return [VmRef.from_id(vm_ids(SUB, "rg-app", 1)[0])]
+
+
+@pytest.mark.parametrize(
+    ("version", "name"),
+    [
+        ("2024-10-01", "Compute_ProtectedItem_Get.json"),
+        ("2024-10-01", "BackupProtectedItems_List.json"),
+        ("2026-10-01", "BackupProtectedItems_List.json"),
+    ],
+)
+def test_azures_own_example_of_a_backed_up_vm_is_healthy(version: str, name: str) -> None:
+    body = _example_body(version, name)
+    item = body["value"][0] if "value" in body else body
+
+    row = _judge(item)
+
+    assert (row.problem, row.protection_state, row.last_backup_status) == (None, "Protected", "Completed")
+    assert row.last_backup_time == "2018-01-22T12:25:32.048723Z"
+
+
+def test_never_backed_up_sentinel_time_reads_as_never_not_as_a_2001_backup() -> None:
+    item = _example_body("2024-10-01", "Compute_ProtectedItem_Get.json")
+    props = item["properties"] | {
+        "protectionState": "IRPending",
+        "lastBackupStatus": "",
+        "lastBackupTime": "2001-01-01T00:00:00Z",
+    }
+
+    row = _judge(item | {"properties": props})
+
+    assert row.last_backup_time is None
+    assert row.problem == "protection state IRPending (initial backup pending); last backup never ran"
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"lastBackupStatus": "Failed", "healthStatus": "ActionRequired"}, "last backup Failed; health ActionRequired"),
+        ({"lastBackupStatus": "Healthy"}, "last backup Healthy"),
+        ({"healthStatus": "Invalid"}, "health Invalid"),
+        ({"lastBackupStatus": "CompletedWithWarnings", "healthStatus": "ActionSuggested"}, None),
+    ],
+)
+def test_health_follows_azures_status_values(changes: dict[str, str], problem: str | None) -> None:
+    item = _example_body("2024-10-01", "Compute_ProtectedItem_Get.json")
+    assert _judge(item | {"properties": item["properties"] | changes}).problem == problem
+
+
+def test_emulator_answers_the_never_backed_up_sentinel_before_the_first_backup(emu: Emulator) -> None:
+    [vm] = protect(emu, VAULT, vm_ids(SUB, "rg-app", 1))
+    path = (
+        f"{VAULT.id}/backupFabrics/Azure/protectionContainers/{vm.container_name}"
+        f"/protectedItems/{vm.protected_item_name}?api-version=2024-10-01"
+    )
+    status, body = emu.raw_request("GET", path)
+    assert status == 200
+    props = body["properties"]
+    assert (props["lastBackupTime"], props["lastBackupStatus"]) == ("2001-01-01T00:00:00Z", "")

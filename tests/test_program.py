@@ -170,7 +170,7 @@ def test_bad_stack_config_fails_before_any_resource_is_registered() -> None:
     policy["retention"]["daily"] = 0
     config["protected-vm:policy"] = json.dumps(policy)
     mocks = RecordingMocks()
-    with pytest.raises(ValidationError, match=r"policy.retention.daily = 0 is out of range: allowed 1-9999 days"):
+    with pytest.raises(ValidationError, match=r"policy.retention.daily = 0 is out of range: allowed 7-9999 days"):
         evaluate(deploy, config, "prod", mocks=mocks)
     assert mocks.resources == []
 

@@ -58,7 +58,7 @@ def test_make_rehearse_for_dev_prints_plan_policy_result_and_verified_recovery_p
     assert "protection of vm-web-dev-01: IRPending (Azure shows 'Warning (initial backup pending)')" in out
     assert "verified (started): job" in out
     assert "new backup triggers on re-run: 0" in out
-    assert out.count("Protected/Healthy") == 2
+    assert out.count("Protected/Completed") == 2
     assert "2 of 2 VM(s) healthy" in out
     assert out.rstrip().endswith("result: OK: 2 VM(s) with a verified recovery point, 2 backup(s) triggered in all")
 
@@ -101,7 +101,7 @@ def test_failed_and_hung_backups_fail_the_rehearsal_naming_vm_job_and_azure_code
         "microsoft.compute/virtualmachines/vm-web-prod-01"
     ]
     row = next(line for line in out.splitlines() if line.startswith("vm-web-prod-02 "))
-    assert "Failed: UserErrorGuestAgentStatusUnavailable" in row and "IRPending/Unhealthy" in row
+    assert "Failed: UserErrorGuestAgentStatusUnavailable" in row and "IRPending/Failed" in row
     row = next(line for line in out.splitlines() if line.startswith("vm-api-prod-01 "))
     assert "timed out (InProgress)" in row
     assert out.rstrip().endswith(

@@ -33,7 +33,7 @@ POLICY_V2: dict[str, Any] = {
     "type": "Enhanced",
     "instantRestoreDays": 7,
     "schedule": {"frequency": "Hourly", "time": "08:00", "hourlyInterval": 4, "hourlyWindowHours": 12},
-    "retention": {"daily": 1},
+    "retention": {"daily": 7},
 }
 
 
@@ -123,13 +123,14 @@ def test_standard_policy_rejects_daily_retention_below_7_days() -> None:
     ]
 
 
-def test_enhanced_policy_accepts_one_day_but_rejects_zero_and_10000() -> None:
-    parse_stack_settings(VAULT, with_policy(POLICY_V2, retention__daily=1), [VM])
-    assert problems_for(policy=with_policy(POLICY_V2, retention__daily=0)) == [
-        "policy.retention.daily = 0 is out of range: allowed 1-9999 days for Enhanced (V2) policies"
+def test_enhanced_policy_needs_7_daily_days_like_standard() -> None:
+    """azurerm's record of Azure's rule: daily retention 7-9999 whatever the policy type."""
+    parse_stack_settings(VAULT, with_policy(POLICY_V2, retention__daily=7), [VM])
+    assert problems_for(policy=with_policy(POLICY_V2, retention__daily=6)) == [
+        "policy.retention.daily = 6 is out of range: allowed 7-9999 days for Enhanced (V2) policies"
     ]
     assert problems_for(policy=with_policy(POLICY_V2, retention__daily=10000)) == [
-        "policy.retention.daily = 10000 is out of range: allowed 1-9999 days for Enhanced (V2) policies"
+        "policy.retention.daily = 10000 is out of range: allowed 7-9999 days for Enhanced (V2) policies"
     ]
 
 
@@ -146,7 +147,7 @@ def test_weekly_monthly_yearly_counts_outside_1_to_9999_are_rejected(tier: str, 
 
 def test_retention_count_must_be_a_whole_number_not_text_or_bool() -> None:
     assert check_retention_count("30", "daily", "V2", "x") == [
-        "x = '30' must be a whole number from 1 to 9999 days for Enhanced (V2) policies"
+        "x = '30' must be a whole number from 7 to 9999 days for Enhanced (V2) policies"
     ]
     assert check_retention_count(True, "daily", "V2", "x") != []
 
@@ -197,6 +198,12 @@ def test_hourly_interval_outside_4_6_8_12_is_rejected(interval: int) -> None:
         f"policy.schedule.hourlyInterval = {interval} is not allowed: hourly interval must be one of 4/6/8/12 hours"
     ]
     assert check_hourly_interval(8, "x") == []
+
+
+def test_hourly_interval_as_a_float_is_rejected_not_silently_dropped() -> None:
+    assert problems_for(policy=with_policy(POLICY_V2, schedule__hourlyInterval=4.0)) == [
+        "policy.schedule.hourlyInterval = 4.0 is not allowed: hourly interval must be one of 4/6/8/12 hours"
+    ]
 
 
 def test_hourly_schedule_on_a_standard_policy_is_rejected() -> None:
@@ -301,3 +308,22 @@ def test_engine_floats_are_treated_as_whole_counts() -> None:
     assert as_count(7.0) == 7 and isinstance(as_count(7.0), int)
     assert as_count(7.5) == 7.5
     assert check_retention_count(as_count(30.0), "daily", "V1", "d") == []
+
+
+def test_hourly_window_must_hold_a_whole_number_of_intervals() -> None:
+    """azurerm docs: "hour_duration must be multiplier of hour_interval"."""
+    assert problems_for(policy=with_policy(POLICY_V2, schedule__hourlyInterval=8, schedule__hourlyWindowHours=12)) == [
+        "policy.schedule.hourlyWindowHours = 12 is not a multiple of hourlyInterval 8: "
+        "allowed 8, 16, 24 hours with a 8-hour interval"
+    ]
+    six_hourly = with_policy(POLICY_V2, schedule__hourlyInterval=6, schedule__hourlyWindowHours=18)
+    assert parse_stack_settings(VAULT, six_hourly, [VM]).policy.schedule.hourly_window_hours == 18
+
+
+def test_window_multiple_is_not_reported_on_top_of_an_invalid_interval_or_window() -> None:
+    assert problems_for(policy=with_policy(POLICY_V2, schedule__hourlyInterval=5, schedule__hourlyWindowHours=12)) == [
+        "policy.schedule.hourlyInterval = 5 is not allowed: hourly interval must be one of 4/6/8/12 hours"
+    ]
+    assert problems_for(policy=with_policy(POLICY_V2, schedule__hourlyWindowHours=30)) == [
+        "policy.schedule.hourlyWindowHours = 30 is out of range: allowed 4-24 hours"
+    ]

@@ -101,7 +101,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def emu(clock: ManualClock) -> Iterator[Emulator]:
-    with Emulator(clock=clock, job_duration=JOB_SECONDS, page_size=5) as running:
+    with Emulator(clock=clock, job_duration=JOB_SECONDS, page_size=5, lro_retry_after=0) as running:
         yield running
 
 

@@ -45,7 +45,7 @@ def test_protect_trigger_watch_job_and_list_recovery_point(env: Env) -> None:
 
     protected = env.client.protected_items.get(VAULT, VAULT_RG, "Azure", container_for("web01"), item_for("web01"))
     assert protected.properties["protectionState"] == "Protected"
-    assert protected.properties["lastBackupStatus"] == "Healthy"
+    assert protected.properties["lastBackupStatus"] == "Completed"  # Compute_ProtectedItem_Get.json
     assert protected.properties["lastBackupTime"] == running.properties.start_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert env.emu.trigger_count("web01") == 1
     assert env.emu.counts["backup.trigger"] == 1

@@ -80,7 +80,7 @@ def test_failed_job_shows_error_code_and_recommendations_in_job_details(env: Env
     assert any("VM agent" in r for r in error.recommendations)
     assert [t.status for t in job.properties.extended_info.tasks_list] == ["Failed", "NotStarted"]
     item = env.client.protected_items.get(VAULT, VAULT_RG, "Azure", container_for("web01"), item_for("web01"))
-    assert item.properties["lastBackupStatus"] == "Unhealthy"
+    assert item.properties["lastBackupStatus"] == "Failed"
     assert item.properties["protectionState"] == "IRPending"
     assert (
         list(env.client.recovery_points.list(VAULT, VAULT_RG, "Azure", container_for("web01"), item_for("web01"))) == []
@@ -179,7 +179,7 @@ def test_operation_stays_in_progress_for_operation_delay_then_reports_the_job() 
     from .conftest import SUB, policy_id, vm_id
 
     clock = ManualClock()
-    with Emulator(clock=clock, operation_delay=30, job_duration=60) as emu:
+    with Emulator(clock=clock, operation_delay=30, job_duration=60, lro_retry_after=0) as emu:
         emu.create_vault(SUB, VAULT_RG, VAULT)
         emu.add_vm(vm_id("web01"))
         env = Env(emu, clock, emu.client(SUB))
@@ -214,7 +214,7 @@ def test_real_time_clock_with_zero_duration_completes_jobs_immediately() -> None
 
     from .conftest import SUB, vm_id
 
-    with Emulator(job_duration=0.0) as emu:
+    with Emulator(job_duration=0.0, lro_retry_after=0) as emu:
         emu.create_vault(SUB, VAULT_RG, VAULT)
         emu.add_vm(vm_id("web01"))
         env = Env(emu, None, emu.client(SUB))  # type: ignore[arg-type]

@@ -121,7 +121,7 @@ def test_item_put_answers_202_with_lro_headers_and_item_is_irpending(env: Env) -
     assert resp.status == 202
     assert "/operationsStatus/" in resp.headers["Azure-AsyncOperation"]
     assert "/operationResults/" in resp.headers["Location"]
-    assert resp.headers["Retry-After"] == "0"
+    assert resp.headers["Retry-After"] == "0"  # this fixture's emulator; Azure's 60 is the default
 
     item = env.client.protected_items.get(VAULT, VAULT_RG, "Azure", container_for("web01"), item_for("web01"))
     props = item.properties
@@ -267,14 +267,32 @@ def test_unknown_route_is_an_arm_404(emu: Emulator) -> None:
 def test_unsupported_api_version_is_rejected(env: Env) -> None:
     status, body = env.emu.raw_request("GET", f"{VAULT_PATH}?api-version=2016-12-01")
     assert status == 400
-    assert body["error"]["code"] == "InvalidApiVersionParameter"
+    assert body["error"]["code"] == "NoRegisteredProviderFound"
+    assert "API version '2016-12-01' and type 'vaults'" in body["error"]["message"]
     client = env.emu.client(SUB, api_version="2019-05-13")
     with pytest.raises(HttpResponseError) as err:
         client.protection_policies.get(VAULT, VAULT_RG, "DefaultPolicy")
-    assert err.value.error is not None and err.value.error.code == "InvalidApiVersionParameter"
+    assert err.value.error is not None and err.value.error.code == "NoRegisteredProviderFound"
+    assert err.value.error.message == (
+        "No registered resource provider found for API version '2019-05-13' and type 'vaults/backupPolicies'. "
+        "The supported api-versions are '2026-10-01, 2025-08-01, 2025-02-01, 2024-10-01'."
+    )
 
 
-@pytest.mark.parametrize("version", ["2026-10-01", "2025-02-01", "2024-10-01"])
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("", "MissingApiVersionParameter"),
+        ("?api-version=", "MissingApiVersionParameter"),
+        ("?api-version=latest", "InvalidApiVersionParameter"),
+    ],
+)
+def test_missing_or_malformed_api_version_gets_arms_codes(env: Env, query: str, code: str) -> None:
+    status, body = env.emu.raw_request("GET", f"{VAULT_PATH}{query}")
+    assert (status, body["error"]["code"]) == (400, code)
+
+
+@pytest.mark.parametrize("version", ["2026-10-01", "2025-08-01", "2025-02-01", "2024-10-01"])
 def test_supported_api_versions_are_accepted(env: Env, version: str) -> None:
     assert env.emu.raw_request("GET", f"{VAULT_PATH}?api-version={version}")[0] == 200
 

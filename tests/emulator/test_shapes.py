@@ -1,8 +1,10 @@
-"""Emulator bodies carry the keys and value types of Azure's official REST examples.
+"""Emulator bodies carry the keys and value types of Azure's official REST examples (2025-02-01).
 
 Fixtures are copied verbatim from Azure/azure-rest-api-specs
 (specification/recoveryservicesbackup/.../examples/2025-02-01 and
-specification/recoveryservices/.../examples/2025-02-01).
+specification/recoveryservices/.../examples/2025-02-01). The full conformance suite over the
+2024-10-01 and 2026-10-01 examples, with enum values compared and source commits recorded, is
+``test_conformance.py``, which reuses ``shape_problems`` from here.
 """
 
 from __future__ import annotations

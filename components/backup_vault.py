@@ -162,6 +162,8 @@ class BackupVault(pulumi.ComponentResource):
     resource_group_name: pulumi.Output[str]
     policy_id: pulumi.Output[str]
     policy_name: pulumi.Output[str]
+    #: The vault's region when this stack creates it; None for a reused vault (not in config).
+    location: str | None
 
     def __init__(
         self,
@@ -178,6 +180,7 @@ class BackupVault(pulumi.ComponentResource):
         self.vault: rs.Vault | None = None
         self.policy: rs.ProtectionPolicy | None = None
 
+        self.location = None if vault.reuses_existing else (vault.location or location)
         if vault.reuses_existing:
             self.vault_id = pulumi.Output.from_input(str(vault.existing_id))
             self.vault_name = pulumi.Output.from_input(vault.name)

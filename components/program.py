@@ -3,7 +3,6 @@ what ``pulumi up`` runs (``__main__.py`` only calls :func:`deploy`)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +12,8 @@ from components.backup_vault import BackupVault
 from components.config import StackSettings, VmTarget, parse_stack_settings
 from components.initial_backup import InitialBackup
 from components.protected_vm import ProtectedVM
+from components.validation import ValidationError
+from components.vm_protection import DELETE_DATA, ON_REMOVE_VALUES, RETAIN_DATA
 
 CONFIG_NAMESPACE = "protected-vm"
 
@@ -28,11 +29,70 @@ def load_settings(config: pulumi.Config | None = None) -> StackSettings:
     )
 
 
-def resource_names(targets: tuple[VmTarget, ...]) -> list[str]:
-    """Logical names stay the VM name (readable in the plan) unless two VMs share it across
-    resource groups; then the resource group disambiguates. URNs must never collide."""
-    counts = Counter(t.name.lower() for t in targets)
-    return [(t.name if counts[t.name.lower()] == 1 else f"{t.resource_group}-{t.name}").lower() for t in targets]
+def load_on_remove(config: pulumi.Config | None = None) -> str:
+    """``protected-vm:onRemove``: what removing a VM from the stack (or ``pulumi destroy``) does
+    to its backups. ``retainData`` unless the stack explicitly says ``deleteData``."""
+    config = config or pulumi.Config(CONFIG_NAMESPACE)
+    value = config.get("onRemove")
+    if value is None:
+        return RETAIN_DATA
+    if value not in ON_REMOVE_VALUES:
+        raise ValidationError(
+            [
+                f"onRemove = {value!r} is not allowed: use {RETAIN_DATA} (default: stop protection and keep "
+                f"the recovery points) or {DELETE_DATA} (stop protection and delete the backup data)"
+            ]
+        )
+    return value
+
+
+def resource_name(target: VmTarget) -> str:
+    """``{resource group}-{vm}``, lower-cased: a function of the VM alone, so adding, removing or
+    reordering other VMs never renames it (a rename would create the item again under a new URN
+    and delete the old one, which is the same Azure object: the VM would end up unprotected).
+    Unique within a stack because a vault protects VMs of its own subscription only (checked by
+    :func:`check_unique_names` all the same)."""
+    return f"{target.resource_group}-{target.name}".lower()
+
+
+def legacy_aliases(targets: tuple[VmTarget, ...]) -> list[list[pulumi.Alias]]:
+    """Aliases that keep the URNs of stacks deployed before :func:`resource_name`.
+
+    Those named a VM by its name alone when no other VM of the stack shared it, else exactly as
+    :func:`resource_name` does. So each VM may once have been ``{vm}``: the first VM of the list
+    with a given name claims that old name (Pulumi refuses two resources claiming one old URN).
+    The usual day-two edit appends a same-named VM, so the VM that was there first keeps its
+    state; should the list have been reordered as well, the other VM would claim it, and its
+    :class:`~components.vm_protection.VmProtection` refuses at preview to become another VM.
+    Children follow their parent's alias because their names start with the parent's name
+    (``{name}-item``: Pulumi's inherited child aliases)."""
+    claimed: set[str] = set()
+    out: list[list[pulumi.Alias]] = []
+    for target in targets:
+        old = target.name.lower()
+        if old in claimed or old == resource_name(target):
+            out.append([])
+            continue
+        claimed.add(old)
+        out.append([pulumi.Alias(name=old)])
+    return out
+
+
+def check_unique_names(targets: tuple[VmTarget, ...]) -> None:
+    """Two VMs of one stack with the same resource group and name can only differ by
+    subscription; say so before Pulumi reports a duplicate URN."""
+    seen: dict[str, VmTarget] = {}
+    problems = []
+    for target in targets:
+        name = resource_name(target)
+        if name in seen:
+            problems.append(
+                f"vms: {seen[name].vm_id} and {target.vm_id} are in different subscriptions; a vault protects "
+                "VMs of its own subscription only: use one stack (and vault) per subscription"
+            )
+        seen.setdefault(name, target)
+    if problems:
+        raise ValidationError(problems)
 
 
 @dataclass
@@ -45,6 +105,8 @@ class Deployment:
 def deploy(settings: StackSettings | None = None) -> Deployment:
     """Build the shared vault + policy, one ProtectedVM per VM, and export honest outputs."""
     settings = settings or load_settings()
+    check_unique_names(settings.vms)
+    on_remove = load_on_remove()
     location = settings.vault.location or pulumi.Config("azure-native").get("location")
     backup_vault = BackupVault(
         "backup",
@@ -54,8 +116,12 @@ def deploy(settings: StackSettings | None = None) -> Deployment:
         tags={"managed-by": "protected-vm", "stack": pulumi.get_stack()},
     )
     protected = [
-        ProtectedVM(name, {"vm_id": target.vm_id, "backup_vault": backup_vault})
-        for name, target in zip(resource_names(settings.vms), settings.vms, strict=True)
+        ProtectedVM(
+            resource_name(target),
+            {"vm_id": target.vm_id, "backup_vault": backup_vault, "on_remove": on_remove},
+            opts=pulumi.ResourceOptions(aliases=aliases) if aliases else None,
+        )
+        for target, aliases in zip(settings.vms, legacy_aliases(settings.vms), strict=True)
     ]
     # One trigger-and-verify resource for the whole vault, after every item is protected: the
     # dynamic provider runs at most 4 create() calls at once, so per-VM resources would serialise.

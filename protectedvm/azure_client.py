@@ -193,6 +193,31 @@ class ItemHealth:
     last_recovery_point: dt.datetime | None
 
 
+@dataclass(frozen=True)
+class ItemState:
+    protection_state: str
+    soft_deleted: bool
+    policy_id: str | None
+    recovery_point_count: int | None
+
+
+@dataclass(frozen=True)
+class BackupStatus:
+    protection_status: str
+    vault_id: str | None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def _json_body(body: Mapping[str, Any]) -> Any:
+    """A raw JSON body for the SDK: its typed models drop or reshape day-two fields
+    (``isRehydrate`` without a policy), and IO[bytes] is the overload that sends bytes as-is."""
+    import io
+    import json
+
+    return io.BytesIO(json.dumps(body).encode())
+
+
 # --- conversions from SDK models (raw JSON access where the SDK's typing is too strict) --------
 
 
@@ -449,4 +474,128 @@ class BackupApi:
             last_backup_status=text("lastBackupStatus"),
             last_backup_time=_utc(props.get("lastBackupTime")),
             last_recovery_point=_utc(props.get("lastRecoveryPoint")),
+        )
+
+    # --- day two: item lifecycle (components/vm_protection.py) ------------------------------------
+
+    def item_state(self, vm: VmRef) -> ItemState | None:
+        """The item's protection state and soft-delete flag, or None when the vault has no item
+        for the VM (404)."""
+        try:
+            item = self.client.protected_items.get(
+                self.vault.name, self.vault.resource_group, FABRIC_NAME, vm.container_name, vm.protected_item_name
+            )
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return None
+            raise
+        props = _raw(_raw(item).get("properties"))
+        return ItemState(
+            protection_state=str(props.get("protectionState") or ""),
+            soft_deleted=bool(props.get("isScheduledForDeferredDelete")),
+            policy_id=str(props["policyId"]) if props.get("policyId") else None,
+            recovery_point_count=None,
+        )
+
+    def _put_item(self, vm: VmRef, properties: dict[str, Any], what: str) -> None:
+        """PUT the item with a raw body; the SDK's poller follows Azure's 202 +
+        ``Azure-AsyncOperation`` to the end and raises on a failed operation."""
+        try:
+            self.client.protected_items.begin_create_or_update(
+                self.vault.name,
+                self.vault.resource_group,
+                FABRIC_NAME,
+                vm.container_name,
+                vm.protected_item_name,
+                _json_body({"properties": properties}),
+            ).result()
+        except HttpResponseError as error:
+            raise RuntimeError(f"{vm.name}: {what} failed: {error_code(error)}: {error.message}") from error
+
+    def _wait_item_operation(self, vm: VmRef, headers: Mapping[str, str], what: str, timeout: float) -> None:
+        if not headers:
+            return  # 200/204 without an operation: done synchronously
+        operation = operation_id_from_headers(headers)
+        waited = 0.0
+        while True:
+            status = self.client.protected_item_operation_statuses.get(
+                self.vault.name,
+                self.vault.resource_group,
+                FABRIC_NAME,
+                vm.container_name,
+                vm.protected_item_name,
+                operation,
+            )
+            raw = _raw(status)
+            state = str(raw.get("status") or "")
+            if state == "Succeeded":
+                return
+            if state in ("Failed", "Canceled", "Cancelled"):
+                error = _raw(raw.get("error"))
+                raise RuntimeError(f"{vm.name}: {what} failed: {error.get('code')}: {error.get('message')}")
+            if waited >= timeout:
+                raise RuntimeError(f"{vm.name}: {what} still {state or 'running'} after {timeout:.0f}s")
+            self._sleep(2.0)
+            waited += 2.0
+
+    def stop_protection_retain_data(self, vm: VmRef) -> None:
+        """Azure's "stop backup and retain data": a PUT with ``protectionState: ProtectionStopped``
+        and no policy (azure-rest-api-specs ``examples/AzureIaasVm/StopProtection.json``; azurerm
+        ``backup_protected_vm_resource.go`` does the same on destroy when
+        ``VMBackupStopProtectionAndRetainDataOnDestroy`` is set). Recovery points are kept."""
+        self._put_item(
+            vm,
+            {
+                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "sourceResourceId": vm.vm_id,
+                "protectionState": "ProtectionStopped",
+            },
+            "stop protection (retain data)",
+        )
+
+    def undelete_item(self, vm: VmRef) -> None:
+        """Undo a soft delete: a PUT with ``isRehydrate: true`` (azurerm
+        ``resourceRecoveryServicesVaultBackupProtectedVMRecoverSoftDeleted``; the SDK documents the
+        flag as "deferred deleted DS is to be moved into Pause state"): the item comes back
+        ProtectionStopped with its recovery points, ready to be protected again."""
+        self._put_item(
+            vm,
+            {
+                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "sourceResourceId": vm.vm_id,
+                "isRehydrate": True,
+            },
+            "undelete",
+        )
+
+    def delete_item_data(self, vm: VmRef) -> None:
+        """Azure's "stop backup and delete data" (DELETE on the item); with soft delete the data
+        stays recoverable for the vault's soft-delete retention, then it is gone."""
+        captured: dict[str, str] = {}
+
+        def keep_headers(response: PipelineResponse[Any, Any], _body: object, _headers: object) -> None:
+            captured.update(response.http_response.headers)
+
+        self.client.protected_items.delete(
+            self.vault.name,
+            self.vault.resource_group,
+            FABRIC_NAME,
+            vm.container_name,
+            vm.protected_item_name,
+            cls=keep_headers,
+        )
+        self._wait_item_operation(vm, captured, "delete backup data", 600.0)
+
+    def backup_status(self, vm: VmRef, region: str) -> BackupStatus:
+        """Which vault (if any) protects the VM: ``POST .../locations/{region}/backupStatus``
+        (``examples/AzureIaasVm/GetBackupStatus.json``)."""
+        response = self.client.backup_status.get(
+            region, {"resourceId": vm.vm_id, "resourceType": "VM"}
+        )
+        raw = _raw(response)
+        return BackupStatus(
+            protection_status=str(raw.get("protectionStatus") or ""),
+            vault_id=str(raw["vaultId"]) if raw.get("vaultId") else None,
+            error_code=str(raw["errorCode"]) if raw.get("errorCode") else None,
+            error_message=str(raw["errorMessage"]) if raw.get("errorMessage") else None,
         )

@@ -41,6 +41,8 @@ class Registration:
     parent: str
     custom: bool
     aliases: tuple[AliasSpec, ...]
+    retain_on_delete: bool = False
+    dependencies: tuple[str, ...] = ()
 
 
 @dataclass
@@ -79,7 +81,16 @@ def recording() -> Iterator[list[Registration]]:
             else:
                 specs.append(AliasSpec("", "", "", False, alias.urn))
         seen.append(
-            Registration(urn, request.type, request.name, parent, bool(request.custom), tuple(specs))
+            Registration(
+                urn,
+                request.type,
+                request.name,
+                parent,
+                bool(request.custom),
+                tuple(specs),
+                bool(request.retainOnDelete),
+                tuple(engine_urns.get(d, d) for d in request.dependencies),
+            )
         )
         return original(self, request)
 
@@ -120,7 +131,7 @@ def match_against(old_urns: set[str], registrations: list[Registration]) -> Outc
         stack, project, _, _ = _split(reg.urn)
         candidates: list[str] = []
 
-        def add(urn: str) -> None:
+        def add(urn: str, candidates: list[str] = candidates) -> None:
             if urn not in candidates:
                 candidates.append(urn)
 

@@ -1,0 +1,211 @@
+"""``VmProtection``: one small dynamic resource per VM that owns what azure-native's
+``ProtectedItem`` cannot do safely on day two.
+
+* **Removal keeps the backups.** Deleting an azure-native ``ProtectedItem`` is Azure's "stop backup
+  and delete backup data" (a DELETE on the item). The item is therefore ``retain_on_delete`` and
+  depends on this resource; Pulumi deletes dependents first, so when a VM leaves the stack (or on
+  ``pulumi destroy``) the item only leaves the state, and then :meth:`VmProtectionProvider.delete`
+  stops protection and **retains** the data (``protectionState: ProtectionStopped``). Only
+  ``protected-vm:onRemove: deleteData`` (explicit, never the default) deletes backup data instead.
+* **Pre-flight before any change** (:meth:`create`, which runs before the item's PUT): a VM
+  protected by another vault is refused with the vault's id and what to do, instead of Azure's
+  late 400.
+* **Re-adding a VM** whose item is soft-deleted undeletes it first (Azure refuses to protect a
+  soft-deleted item); the item's PUT with the policy then resumes protection.
+* **A resource never becomes another VM** (:meth:`check`): should an alias ever match the state of
+  a different VM (see ``components.program.legacy_aliases``), preview fails instead of the old VM's
+  protection being stopped.
+
+The provider is a thin wrapper over :class:`protectedvm.azure_client.BackupApi` (no Pulumi there),
+builds its client per call and holds nothing secret, like ``InitialBackupProvider``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pulumi
+import pulumi.dynamic as dyn
+
+VAULT_ID = "vaultId"
+VM_ID = "vmId"
+VAULT_LOCATION = "vaultLocation"
+ON_REMOVE = "onRemove"
+TYPE_TOKEN = "pulumi-python:dynamic/protectedvm:VmProtection"
+
+RETAIN_DATA = "retainData"
+DELETE_DATA = "deleteData"
+ON_REMOVE_VALUES = (RETAIN_DATA, DELETE_DATA)
+
+
+def is_unknown(value: object) -> bool:
+    """Unknown inputs reach check/diff as ``pulumi.output.Unknown`` under a real engine, or as
+    the ``rpc.UNKNOWN`` sentinel string on older paths."""
+    from pulumi.output import Unknown
+    from pulumi.runtime import rpc
+
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
+
+
+class PreflightError(Exception):
+    """A VM that cannot be protected by this stack's vault, with what to do about it."""
+
+
+class VmProtectionProvider(dyn.ResourceProvider):
+    """``api_factory`` (a VaultRef -> BackupApi-like object) is for tests and the rehearsal."""
+
+    serialize_as_secret_always = False
+
+    def __init__(self, api_factory: Callable[[Any], Any] | None = None) -> None:
+        super().__init__()
+        self.api_factory = api_factory
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
+        from protectedvm.ids import VaultRef, VmRef
+
+        failures: list[dyn.CheckFailure] = []
+        vm_id = news.get(VM_ID)
+        if not is_unknown(vm_id):
+            try:
+                VmRef.from_id(str(vm_id))
+            except ValueError as error:
+                failures.append(dyn.CheckFailure(VM_ID, str(error)))
+        vault_id = news.get(VAULT_ID)
+        if not is_unknown(vault_id):
+            try:
+                VaultRef.from_id(str(vault_id))
+            except ValueError as error:
+                failures.append(dyn.CheckFailure(VAULT_ID, str(error)))
+        on_remove = news.get(ON_REMOVE, RETAIN_DATA)
+        if not is_unknown(on_remove) and on_remove not in ON_REMOVE_VALUES:
+            failures.append(
+                dyn.CheckFailure(
+                    ON_REMOVE,
+                    f"protected-vm:onRemove = {on_remove!r} is not allowed: use {RETAIN_DATA} (the default: "
+                    f"stop protection, keep the recovery points) or {DELETE_DATA} (stop and delete backup data)",
+                )
+            )
+        old_vm = olds.get(VM_ID)
+        if old_vm and not is_unknown(old_vm) and not is_unknown(vm_id) and str(old_vm).lower() != str(vm_id).lower():
+            failures.append(
+                dyn.CheckFailure(
+                    VM_ID,
+                    f"this resource protects {old_vm} and would become {vm_id}: list the VM that was in the "
+                    "stack first before a newly added VM of the same name in protected-vm:vms",
+                )
+            )
+        return dyn.CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
+        """Another vault is another item: replace (the old one stops with its data retained first).
+        ``onRemove`` and the location only change what later calls do: an update."""
+        replaces = []
+        old_vault, new_vault = olds.get(VAULT_ID), news.get(VAULT_ID)
+        if is_unknown(new_vault) or str(old_vault).lower() != str(new_vault).lower():
+            replaces.append(VAULT_ID)
+        changes = bool(replaces) or any(
+            is_unknown(news.get(key)) or olds.get(key) != news.get(key) for key in (ON_REMOVE, VAULT_LOCATION)
+        )
+        return dyn.DiffResult(changes=changes, replaces=replaces, delete_before_replace=True)
+
+    def create(self, props: dict[str, Any]) -> dyn.CreateResult:
+        vault, vm = _refs(props)
+        api = self._api(vault)
+        try:
+            outs = dict(props)
+            outs["resumed"] = self.prepare(api, vault, vm, props.get(VAULT_LOCATION))
+        finally:
+            self._close(api)
+        return dyn.CreateResult(f"{vault.id.lower()}/vmProtection/{vm.key}", outs)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.UpdateResult:
+        return dyn.UpdateResult(dict(news))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        vault, vm = _refs(props)
+        api = self._api(vault)
+        try:
+            self.release(api, vm, str(props.get(ON_REMOVE) or RETAIN_DATA))
+        finally:
+            self._close(api)
+
+    # --- the work, callable without the engine ------------------------------------------------------
+
+    @staticmethod
+    def prepare(api: Any, vault: Any, vm: Any, vault_location: object) -> str | None:
+        """Pre-flight, then make the item protectable. Returns what was resumed (``undeleted``,
+        ``stopped``) or None for a VM new to the vault."""
+        if isinstance(vault_location, str) and vault_location and not is_unknown(vault_location):
+            status = api.backup_status(vm, vault_location)
+            other = status.vault_id
+            if status.protection_status in ("Protected", "Protecting") and other and other.lower() != vault.id.lower():
+                raise PreflightError(
+                    f"{vm.name} ({vm.vm_id}) is already protected by vault {other}: stop its protection there "
+                    "(retain or delete its data) or protect it in that vault instead of this stack's"
+                )
+        state = api.item_state(vm)
+        if state is None:
+            return None
+        if state.soft_deleted:
+            api.undelete_item(vm)
+            return "undeleted"
+        return "stopped" if state.protection_state == "ProtectionStopped" else None
+
+    @staticmethod
+    def release(api: Any, vm: Any, on_remove: str) -> str:
+        """What removal does in Azure; returns what it did (for logs and tests)."""
+        state = api.item_state(vm)
+        if state is None or state.soft_deleted:
+            return "nothing to do"
+        if on_remove == DELETE_DATA:
+            api.delete_item_data(vm)
+            return "deleted backup data"
+        if state.protection_state == "ProtectionStopped":
+            return "already stopped"
+        api.stop_protection_retain_data(vm)
+        return "stopped protection, data retained"
+
+    def _api(self, vault: Any) -> Any:
+        from protectedvm.azure_client import BackupApi
+
+        return self.api_factory(vault) if self.api_factory else BackupApi.for_vault(vault)
+
+    def _close(self, api: Any) -> None:
+        if self.api_factory is None:
+            api.close()
+
+
+def _refs(props: Mapping[str, Any]) -> tuple[Any, Any]:
+    from protectedvm.ids import VaultRef, VmRef
+
+    return VaultRef.from_id(str(props[VAULT_ID])), VmRef.from_id(str(props[VM_ID]))
+
+
+class VmProtection(dyn.Resource, module="protectedvm", name="VmProtection"):
+    """Register it before the VM's ``ProtectedItem`` and make the item depend on it."""
+
+    vaultId: pulumi.Output[str]
+    vmId: pulumi.Output[str]
+    onRemove: pulumi.Output[str]
+    resumed: pulumi.Output[str | None]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        vault_id: pulumi.Input[str],
+        vm_id: str,
+        vault_location: pulumi.Input[str] | None,
+        on_remove: str = RETAIN_DATA,
+        opts: pulumi.ResourceOptions | None = None,
+        provider: VmProtectionProvider | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            VAULT_ID: vault_id,
+            VM_ID: vm_id,
+            VAULT_LOCATION: vault_location,
+            ON_REMOVE: on_remove,
+            "resumed": None,
+        }
+        super().__init__(provider or VmProtectionProvider(), resource_name, props, opts)

@@ -1,0 +1,175 @@
+"""Day two under mocks: adding, removing and reordering VMs never changes an existing resource's
+URN, and the stacks deployed before the naming change keep every URN (issue 13, deliverable 1).
+
+Each scenario runs the real program twice (before/after an edit of ``protected-vm:vms``) and
+replays the second run against the first run's URNs the way the engine matches aliases
+(``tests/urn_engine.py``). "Kept" means: every old URN is claimed by exactly one new resource
+(its own URN or an alias), so nothing is deleted and nothing existing is created again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.mock_preview import evaluate, evaluate_stack, load_stack_config
+from components.program import deploy
+from components.validation import ValidationError
+from tests.urn_engine import Outcome, Registration, match_against, recording, urns
+
+FIXTURES = Path(__file__).parent / "fixtures" / "urns"
+SUB = "11111111-2222-3333-4444-555555555555"
+ITEM = "azure-native:recoveryservices:ProtectedItem"
+PROTECTION = "pulumi-python:dynamic/protectedvm:VmProtection"
+
+
+def vm_id(name: str, rg: str = "rg-a", sub: str = SUB) -> str:
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
+
+
+def run(vms: list[str], *, preview: bool = False) -> list[Registration]:
+    config = load_stack_config("dev")
+    config["protected-vm:vms"] = json.dumps(vms)
+    with recording() as regs:
+        evaluate(deploy, config, "dev", preview=preview)
+    return regs
+
+
+def replay(before: list[Registration], after: list[Registration]) -> Outcome:
+    return match_against(urns(before) | {r.urn for r in before if r.type == "pulumi:pulumi:Stack"}, after)
+
+
+def item_urn(regs: list[Registration], vm: str) -> str:
+    """The URN a VM's ProtectedItem has in this run (found by its sourceResourceId-derived name)."""
+    rg, name = vm.split("/")[4], vm.split("/")[-1]
+    found = [r.urn for r in regs if r.type == ITEM and r.name == f"{rg}-{name}-item".lower()]
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("preview", [False, True])
+def test_todays_stacks_keep_every_urn_and_only_gain_a_vm_protection_per_vm(stack: str, preview: bool) -> None:
+    old = set(json.loads((FIXTURES / f"{stack}.json").read_text()))
+    with recording() as regs:
+        evaluate_stack(stack, preview=preview)
+    outcome = match_against(old, regs)
+    assert outcome.errors == []
+    assert outcome.deleted == []
+    vms = json.loads(load_stack_config(stack)["protected-vm:vms"])
+    created = outcome.created()
+    assert len(created) == len(vms)
+    assert all(f"${PROTECTION}::" in urn for urn in created)
+    # prod's Locked vault in particular keeps its URN, so nothing is replaced
+    vault = (
+        f"urn:pulumi:{stack}::protected-vm::protected-vm:index:BackupVault"
+        "$azure-native:recoveryservices:Vault::backup-vault"
+    )
+    assert outcome.matched[vault] == vault
+
+
+def test_todays_prod_items_are_matched_through_the_inherited_child_alias() -> None:
+    old = set(json.loads((FIXTURES / "prod.json").read_text()))
+    with recording() as regs:
+        evaluate_stack("prod")
+    outcome = match_against(old, regs)
+    new = "urn:pulumi:prod::protected-vm::protected-vm:index:ProtectedVM$azure-native:recoveryservices:ProtectedItem::"
+    assert outcome.matched[new + "rg-app-prod-vm-web-prod-01-item"] == new + "vm-web-prod-01-item"
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_adding_a_same_named_vm_in_another_resource_group_keeps_the_existing_vms_urns(preview: bool) -> None:
+    web_a, web_b, api = vm_id("web", "rg-a"), vm_id("web", "rg-b"), vm_id("api")
+    before = run([web_a, api], preview=preview)
+    after = run([web_a, api, web_b], preview=preview)
+    outcome = replay(before, after)
+    assert outcome.errors == [] and outcome.deleted == []
+    assert item_urn(after, web_a) == item_urn(before, web_a)
+    assert sorted(u.rsplit("::", 1)[1] for u in outcome.created()) == [
+        "rg-b-web",
+        "rg-b-web-item",
+        "rg-b-web-protection",
+    ]
+
+
+def test_adding_a_same_named_vm_to_a_stack_named_the_old_way_keeps_the_existing_vm() -> None:
+    """Before the naming change the only 'web' was named 'web'; now both are named by resource
+    group, and 'rg-a-web' continues the old 'web' (component and item) through aliases."""
+    old = {
+        "urn:pulumi:dev::protected-vm::protected-vm:index:ProtectedVM::web",
+        "urn:pulumi:dev::protected-vm::protected-vm:index:ProtectedVM$azure-native:recoveryservices:ProtectedItem::web-item",
+    }
+    after = run([vm_id("web", "rg-a"), vm_id("web", "rg-b")])
+    outcome = match_against(old, after)
+    assert outcome.errors == [] and outcome.deleted == []
+    prefix = "urn:pulumi:dev::protected-vm::protected-vm:index:ProtectedVM"
+    assert outcome.matched[f"{prefix}$azure-native:recoveryservices:ProtectedItem::rg-a-web-item"] == (
+        f"{prefix}$azure-native:recoveryservices:ProtectedItem::web-item"
+    )
+    assert outcome.matched[f"{prefix}::rg-b-web"] is None
+
+
+def test_removing_a_vm_deletes_only_that_vms_resources() -> None:
+    web, api, db = vm_id("web"), vm_id("api"), vm_id("db")
+    before = run([web, api, db])
+    after = run([web, db])
+    outcome = replay(before, after)
+    assert outcome.errors == [] and outcome.created() == []
+    assert sorted(u.rsplit("::", 1)[1] for u in outcome.deleted) == [
+        "rg-a-api",
+        "rg-a-api-item",
+        "rg-a-api-protection",
+    ]
+
+
+def test_reordering_vms_changes_no_urn() -> None:
+    vms = [vm_id("web"), vm_id("api", "rg-b"), vm_id("web", "rg-b")]
+    before = run(vms)
+    after = run(list(reversed(vms)))
+    outcome = replay(before, after)
+    assert outcome.errors == [] and outcome.deleted == [] and outcome.created() == []
+    assert urns(before) == urns(after)
+
+
+def test_vms_differing_only_by_subscription_are_refused_before_anything_is_registered() -> None:
+    a, b = vm_id("web", sub=SUB), vm_id("web", sub="99999999-2222-3333-4444-555555555555")
+    config = load_stack_config("dev")
+    config["protected-vm:vms"] = json.dumps([a, b])
+    with recording() as regs, pytest.raises(ValidationError, match="are in different subscriptions"):
+        evaluate(deploy, config, "dev")
+    assert [r.type for r in regs if r.type != "pulumi:pulumi:Stack"] == []
+
+
+def test_on_remove_accepts_only_retain_or_delete_data() -> None:
+    config = load_stack_config("dev")
+    config["protected-vm:onRemove"] = "purge"
+    with pytest.raises(ValidationError) as raised:
+        evaluate(deploy, config, "dev")
+    assert raised.value.problems == [
+        "onRemove = 'purge' is not allowed: use retainData (default: stop protection and keep the recovery "
+        "points) or deleteData (stop protection and delete the backup data)"
+    ]
+
+
+def test_each_item_is_retained_on_delete_and_depends_on_its_vm_protection() -> None:
+    plan = evaluate_stack("prod")
+    protections = plan.of_type(PROTECTION)
+    assert sorted(p.inputs["vmId"].split("/")[-1] for p in protections) == [
+        "vm-api-prod-01",
+        "vm-web-prod-01",
+        "vm-web-prod-02",
+    ]
+    assert {p.inputs["onRemove"] for p in protections} == {"retainData"}
+    assert {p.inputs["vaultLocation"] for p in protections} == {"westeurope"}
+    with recording() as regs:
+        evaluate_stack("prod")
+    by_urn = {r.urn: r for r in regs}
+    items = [r for r in regs if r.type == ITEM]
+    assert len(items) == 3
+    for item in items:
+        assert item.retain_on_delete is True
+        protection = item.urn.replace(f"${ITEM}::", f"${PROTECTION}::").removesuffix("-item") + "-protection"
+        assert protection in by_urn
+        assert by_urn[protection].name in {d.rsplit("::", 1)[1] for d in item.dependencies}

@@ -135,15 +135,34 @@ class VmProtectionProvider(dyn.ResourceProvider):
     @staticmethod
     def prepare(api: Any, vault: Any, vm: Any, vault_location: object) -> str | None:
         """Pre-flight, then make the item protectable. Returns what was resumed (``undeleted``,
-        ``stopped``) or None for a VM new to the vault."""
-        if isinstance(vault_location, str) and vault_location and not is_unknown(vault_location):
-            status = api.backup_status(vm, vault_location)
-            other = status.vault_id
-            if status.protection_status in ("Protected", "Protecting") and other and other.lower() != vault.id.lower():
-                raise PreflightError(
-                    f"{vm.name} ({vm.vm_id}) is already protected by vault {other}: stop its protection there "
-                    "(retain or delete its data) or protect it in that vault instead of this stack's"
-                )
+        ``stopped``) or None for a VM new to the vault.
+
+        Checks, each failing with the VM's name and what to do: the VM exists; it is in the
+        vault's region (Azure Backup support matrix: "You need a vault in every Azure region that
+        contains VMs you want to back up. You can't back up to a different region."); no other
+        vault protects it (``backupStatus``)."""
+        location = api.vm_location(vm)
+        if location is None:
+            raise PreflightError(
+                f"{vm.name} ({vm.vm_id}) was not found (or the deployment identity cannot read it): "
+                "fix or remove it in protected-vm:vms"
+            )
+        region = vault_location if isinstance(vault_location, str) and vault_location else None
+        if region is None or is_unknown(region):
+            region = api.vault_settings().location
+        region = str(region).replace(" ", "").lower()
+        if location != region:
+            raise PreflightError(
+                f"{vm.name} is in {location} but vault {vault.name} is in {region}; Azure Backup protects a VM "
+                f"only in a vault of its own region: protect it from a stack whose vault is in {location}"
+            )
+        status = api.backup_status(vm, location)
+        other = status.vault_id
+        if status.protection_status in ("Protected", "Protecting") and other and other.lower() != vault.id.lower():
+            raise PreflightError(
+                f"{vm.name} ({vm.vm_id}) is already protected by vault {other}: stop its protection there "
+                "(and delete its backup data there, or keep that vault) before this stack can protect it"
+            )
         state = api.item_state(vm)
         if state is None:
             return None

@@ -53,9 +53,37 @@ def split_path(path: str) -> list[str]:
     return [unquote(p) for p in path.split("?", 1)[0].split("/") if p]
 
 
+#: Compute's VM GET (the pre-flight reads a VM's existence and region); any recent version.
+COMPUTE_API_VERSIONS = ("2024-11-01", "2024-07-01", "2024-03-01")
+
+
+def _match_outside_vaults(method: str, seg: list[str], low: list[str]) -> Match | None:
+    """Day-two routes that do not live under a vault: a VM's GET and the regional backupStatus."""
+    if (
+        method.upper() == "GET"
+        and len(seg) == 8
+        and low[0] == "subscriptions"
+        and low[2] == "resourcegroups"
+        and low[4:7] == ["providers", "microsoft.compute", "virtualmachines"]
+    ):
+        return Match("vm.get", (seg[1], "", ""), ("/" + "/".join(seg),))
+    if (
+        method.upper() == "POST"
+        and len(seg) == 7
+        and low[0] == "subscriptions"
+        and low[2:5] == ["providers", "microsoft.recoveryservices", "locations"]
+        and low[6] == "backupstatus"
+    ):
+        return Match("backupStatus.get", (seg[1], "", ""), (seg[5],))
+    return None
+
+
 def match(method: str, path: str) -> Match | None:
     seg = split_path(path)
     low = [s.lower() for s in seg]
+    outside = _match_outside_vaults(method, seg, low)
+    if outside is not None:
+        return outside
     if (
         len(seg) < 8
         or low[0] != "subscriptions"
@@ -73,7 +101,7 @@ def match(method: str, path: str) -> Match | None:
         return Match(route, vault, args)
 
     if not rest:
-        return {"PUT": m("vault.put"), "GET": m("vault.get")}.get(method)
+        return {"PUT": m("vault.put"), "GET": m("vault.get"), "PATCH": m("vault.patch")}.get(method)
     if len(rest) == 2 and lrest[0] == "backuppolicies":
         return {"PUT": m("policy.put", rest[1]), "GET": m("policy.get", rest[1])}.get(method)
     if len(rest) == 2 and lrest[0] == "backupoperations" and method == "GET":
@@ -129,10 +157,16 @@ class Router:
             "job.get": self._job_get,
             "recoveryPoints.list": self._rps_list,
             "recoveryPoint.get": self._rp_get,
+            "vault.patch": self._vault_patch,
+            "vm.get": self._vm_get,
+            "backupStatus.get": self._backup_status,
         }
 
     def handle(self, req: Request, found: Match) -> Response:
-        check_api_version(req.query.get("api-version"))
+        if found.route == "vm.get":
+            check_api_version(req.query.get("api-version"), COMPUTE_API_VERSIONS)
+        else:
+            check_api_version(req.query.get("api-version"))
         return self._handlers[found.route](req, found)
 
     # --- helpers --------------------------------------------------------
@@ -161,6 +195,16 @@ class Router:
 
     def _vault_get(self, req: Request, found: Match) -> Response:
         return Response(200, self.state.get_vault(*found.vault))
+
+    # --- day two ----------------------------------------------------------
+    def _vault_patch(self, req: Request, found: Match) -> Response:
+        return Response(200, self.state.patch_vault(*found.vault, parse_body(req.body)))
+
+    def _vm_get(self, req: Request, found: Match) -> Response:
+        return Response(200, self.state.get_vm(found.args[0]))
+
+    def _backup_status(self, req: Request, found: Match) -> Response:
+        return Response(200, self.state.backup_status(found.args[0], parse_body(req.body)))
 
     def _policy_put(self, req: Request, found: Match) -> Response:
         return Response(200, self.state.put_policy(self._vault(found), found.args[0], parse_body(req.body)))
@@ -244,13 +288,13 @@ class Router:
         return Response(200, self.state.get_recovery_point(self._vault(found), *found.args))
 
 
-def check_api_version(version: str | None) -> None:
-    if version not in SUPPORTED_API_VERSIONS:
+def check_api_version(version: str | None, supported: tuple[str, ...] = SUPPORTED_API_VERSIONS) -> None:
+    if version not in supported:
         raise ApiError(
             400,
             "InvalidApiVersionParameter",
             f"The api-version '{version or ''}' is invalid. The supported versions are "
-            f"'{', '.join(SUPPORTED_API_VERSIONS)}'.",
+            f"'{', '.join(supported)}'.",
         )
 
 

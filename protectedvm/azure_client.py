@@ -48,6 +48,10 @@ CA_BUNDLE_ENV = "PROTECTED_VM_CA_BUNDLE"
 JOB_FILTER_TIME_FORMAT = "%Y-%m-%d %I:%M:%S %p"
 #: Status codes worth another try: throttling and transient server/gateway errors.
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+#: Microsoft.RecoveryServices/vaults and Microsoft.Compute/virtualMachines API versions for the
+#: two plain ARM reads (and one PATCH) outside the backup SDK.
+VAULT_API_VERSION = "2025-02-01"
+COMPUTE_API_VERSION = "2024-07-01"
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -199,6 +203,17 @@ class ItemState:
     soft_deleted: bool
     policy_id: str | None
     recovery_point_count: int | None
+
+
+@dataclass(frozen=True)
+class VaultSecurity:
+    location: str
+    immutability: str | None
+    soft_delete: str | None
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None
 
 
 @dataclass(frozen=True)
@@ -599,3 +614,53 @@ class BackupApi:
             error_code=str(raw["errorCode"]) if raw.get("errorCode") else None,
             error_message=str(raw["errorMessage"]) if raw.get("errorMessage") else None,
         )
+
+    # --- day two: the vault's one-way settings and the pre-flight's VM read --------------------------
+
+    def _arm_json(self, method: str, path: str, api_version: str, body: Mapping[str, Any] | None = None) -> Any:
+        """A plain ARM call through the backup client's pipeline (same credential, retries and
+        endpoint override): the vault's security settings and a VM's region are not part of the
+        backup SDK."""
+        import json
+
+        from azure.core.rest import HttpRequest
+
+        request = HttpRequest(
+            method,
+            f"{path}?api-version={api_version}",
+            json=dict(body) if body is not None else None,
+        )
+        response = self.client.send_request(request)
+        if response.status_code >= 400:
+            raise HttpResponseError(response=response)
+        return json.loads(response.text()) if response.text() else None
+
+    def vault_settings(self) -> VaultSecurity:
+        """The vault's immutability and soft-delete state as Azure has them now."""
+        body = _raw(self._arm_json("GET", self.vault.id, VAULT_API_VERSION))
+        security = _raw(_raw(body.get("properties")).get("securitySettings"))
+        return VaultSecurity(
+            location=str(body.get("location") or "").replace(" ", "").lower(),
+            immutability=_text(_raw(security.get("immutabilitySettings")).get("state")),
+            soft_delete=_text(_raw(security.get("softDeleteSettings")).get("softDeleteState")),
+        )
+
+    def set_immutability(self, state: str) -> None:
+        """PATCH only the immutability (azurerm locks a new vault this way after creating it
+        Unlocked: ``recovery_services_vault_resource.go``, ``UpdateThenPoll``)."""
+        self._arm_json(
+            "PATCH",
+            self.vault.id,
+            VAULT_API_VERSION,
+            {"properties": {"securitySettings": {"immutabilitySettings": {"state": state}}}},
+        )
+
+    def vm_location(self, vm: VmRef) -> str | None:
+        """The VM's region, or None when it does not exist (404)."""
+        try:
+            body = _raw(self._arm_json("GET", vm.vm_id, COMPUTE_API_VERSION))
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return None
+            raise
+        return str(body.get("location") or "").replace(" ", "").lower() or None

@@ -23,6 +23,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "urns"
 SUB = "11111111-2222-3333-4444-555555555555"
 ITEM = "azure-native:recoveryservices:ProtectedItem"
 PROTECTION = "pulumi-python:dynamic/protectedvm:VmProtection"
+LOCK = "pulumi-python:dynamic/protectedvm:VaultLock"
 
 
 def vm_id(name: str, rg: str = "rg-a", sub: str = SUB) -> str:
@@ -51,7 +52,9 @@ def item_urn(regs: list[Registration], vm: str) -> str:
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 @pytest.mark.parametrize("preview", [False, True])
-def test_todays_stacks_keep_every_urn_and_only_gain_a_vm_protection_per_vm(stack: str, preview: bool) -> None:
+def test_todays_stacks_keep_every_urn_and_only_gain_a_vm_protection_per_vm_and_a_vault_lock(
+    stack: str, preview: bool
+) -> None:
     old = set(json.loads((FIXTURES / f"{stack}.json").read_text()))
     with recording() as regs:
         evaluate_stack(stack, preview=preview)
@@ -60,8 +63,10 @@ def test_todays_stacks_keep_every_urn_and_only_gain_a_vm_protection_per_vm(stack
     assert outcome.deleted == []
     vms = json.loads(load_stack_config(stack)["protected-vm:vms"])
     created = outcome.created()
-    assert len(created) == len(vms)
-    assert all(f"${PROTECTION}::" in urn for urn in created)
+    assert sorted(urn.rsplit("::", 1)[1] for urn in created) == sorted(
+        ["backup-vault-lock"] + [f"{vm.split('/')[4]}-{vm.split('/')[-1]}-protection".lower() for vm in vms]
+    )
+    assert all(f"${PROTECTION}::" in urn or f"${LOCK}::" in urn for urn in created)
     # prod's Locked vault in particular keeps its URN, so nothing is replaced
     vault = (
         f"urn:pulumi:{stack}::protected-vm::protected-vm:index:BackupVault"

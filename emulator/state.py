@@ -270,6 +270,8 @@ class State:
         with self._lock:
             existing = self._vaults.get(key)
             _check_irreversible(existing.properties if existing else None, props)
+            if existing:
+                props = _keep_irreversible(existing.properties, props)
             vault = Vault(
                 subscription=existing.subscription if existing else sub,
                 resource_group=existing.resource_group if existing else rg,
@@ -927,6 +929,20 @@ def _check_irreversible(old: dict[str, Any] | None, new: dict[str, Any]) -> None
             "BMSUserErrorSoftDeleteStateAlwaysOn",
             f"Soft delete is AlwaysON and cannot be changed to {new_soft}.",
         )
+
+
+def _keep_irreversible(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A PUT that omits a Locked immutability or AlwaysON soft delete does not undo them (they
+    cannot be undone at all); the vault keeps its old settings for the omitted parts."""
+    old_security = old.get("securitySettings") or {}
+    new = copy.deepcopy(new)
+    security = new.setdefault("securitySettings", {})
+    for key in ("immutabilitySettings", "softDeleteSettings"):
+        if key not in security and key in old_security:
+            security[key] = copy.deepcopy(old_security[key])
+    if not security:
+        del new["securitySettings"]
+    return new
 
 
 def _vault_key(vault: Vault) -> VaultKey:

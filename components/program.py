@@ -51,7 +51,7 @@ def resource_name(target: VmTarget) -> str:
     reordering other VMs never renames it (a rename would create the item again under a new URN
     and delete the old one, which is the same Azure object: the VM would end up unprotected).
     Unique within a stack because a vault protects VMs of its own subscription only (checked by
-    :func:`check_unique_names` all the same)."""
+    :func:`check_vm_list` all the same)."""
     return f"{target.resource_group}-{target.name}".lower()
 
 
@@ -78,11 +78,22 @@ def legacy_aliases(targets: tuple[VmTarget, ...]) -> list[list[pulumi.Alias]]:
     return out
 
 
-def check_unique_names(targets: tuple[VmTarget, ...]) -> None:
-    """Two VMs of one stack with the same resource group and name can only differ by
-    subscription; say so before Pulumi reports a duplicate URN."""
+#: Azure Backup support matrix (backup-support-matrix, "Machines in a vault"): "Up to 1,000 Azure
+#: VMs in a single vault"; the Azure Backup FAQ says the same.
+MAX_VMS_PER_VAULT = 1000
+
+
+def check_vm_list(targets: tuple[VmTarget, ...]) -> None:
+    """Stack-wide rules on the VM list, before anything is registered: at most one VM per
+    resource name (two VMs with the same resource group and name can only differ by
+    subscription; say so before Pulumi reports a duplicate URN) and the vault's VM limit."""
     seen: dict[str, VmTarget] = {}
     problems = []
+    if len(targets) > MAX_VMS_PER_VAULT:
+        problems.append(
+            f"vms: {len(targets)} VMs share one vault, which protects at most {MAX_VMS_PER_VAULT} Azure VMs: "
+            "split them across stacks (one vault each)"
+        )
     for target in targets:
         name = resource_name(target)
         if name in seen:
@@ -105,7 +116,7 @@ class Deployment:
 def deploy(settings: StackSettings | None = None) -> Deployment:
     """Build the shared vault + policy, one ProtectedVM per VM, and export honest outputs."""
     settings = settings or load_settings()
-    check_unique_names(settings.vms)
+    check_vm_list(settings.vms)
     on_remove = load_on_remove()
     location = settings.vault.location or pulumi.Config("azure-native").get("location")
     backup_vault = BackupVault(

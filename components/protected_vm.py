@@ -75,6 +75,7 @@ class ProtectedVM(pulumi.ComponentResource):
             vault_id=backup_vault.vault_id,
             vm_id=target.vm_id,
             vault_location=backup_vault.location,
+            policy_id=backup_vault.policy_id,
             on_remove=args.get("on_remove", RETAIN_DATA),
             opts=pulumi.ResourceOptions(parent=self),
         )

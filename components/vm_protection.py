@@ -11,7 +11,9 @@
   protected by another vault is refused with the vault's id and what to do, instead of Azure's
   late 400.
 * **Re-adding a VM** whose item is soft-deleted undeletes it first (Azure refuses to protect a
-  soft-deleted item); the item's PUT with the policy then resumes protection.
+  soft-deleted item) and resumes protection of a stopped or undeleted item with the stack's
+  policy, keeping its recovery points (see :meth:`VmProtectionProvider.prepare` for what
+  azure-native's ``ProtectedItem`` then needs).
 * **A resource never becomes another VM** (:meth:`check`): should an alias ever match the state of
   a different VM (see ``components.program.legacy_aliases``), preview fails instead of the old VM's
   protection being stopped.
@@ -31,6 +33,7 @@ import pulumi.dynamic as dyn
 VAULT_ID = "vaultId"
 VM_ID = "vmId"
 VAULT_LOCATION = "vaultLocation"
+POLICY_ID = "policyId"
 ON_REMOVE = "onRemove"
 TYPE_TOKEN = "pulumi-python:dynamic/protectedvm:VmProtection"
 
@@ -99,13 +102,13 @@ class VmProtectionProvider(dyn.ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         """Another vault is another item: replace (the old one stops with its data retained first).
-        ``onRemove`` and the location only change what later calls do: an update."""
+        ``onRemove``, the location and the policy only change what later calls do: an update."""
         replaces = []
         old_vault, new_vault = olds.get(VAULT_ID), news.get(VAULT_ID)
         if is_unknown(new_vault) or str(old_vault).lower() != str(new_vault).lower():
             replaces.append(VAULT_ID)
         changes = bool(replaces) or any(
-            is_unknown(news.get(key)) or olds.get(key) != news.get(key) for key in (ON_REMOVE, VAULT_LOCATION)
+            is_unknown(news.get(key)) or olds.get(key) != news.get(key) for key in (ON_REMOVE, VAULT_LOCATION, POLICY_ID)
         )
         return dyn.DiffResult(changes=changes, replaces=replaces, delete_before_replace=True)
 
@@ -114,7 +117,7 @@ class VmProtectionProvider(dyn.ResourceProvider):
         api = self._api(vault)
         try:
             outs = dict(props)
-            outs["resumed"] = self.prepare(api, vault, vm, props.get(VAULT_LOCATION))
+            outs["resumed"] = self.prepare(api, vault, vm, props.get(VAULT_LOCATION), props.get(POLICY_ID))
         finally:
             self._close(api)
         return dyn.CreateResult(f"{vault.id.lower()}/vmProtection/{vm.key}", outs)
@@ -133,9 +136,18 @@ class VmProtectionProvider(dyn.ResourceProvider):
     # --- the work, callable without the engine ------------------------------------------------------
 
     @staticmethod
-    def prepare(api: Any, vault: Any, vm: Any, vault_location: object) -> str | None:
+    def prepare(
+        api: Any, vault: Any, vm: Any, vault_location: object, policy_id: object = None
+    ) -> str | None:
         """Pre-flight, then make the item protectable. Returns what was resumed (``undeleted``,
         ``stopped``) or None for a VM new to the vault.
+
+        A VM removed earlier (its data retained, or soft-deleted by ``deleteData``) comes back:
+        a soft-deleted item is undeleted first (Azure refuses to protect it otherwise), then
+        protection is resumed with ``policy_id``. azure-native's ``ProtectedItem`` then finds the
+        item existing and refuses to create it ("cannot create already existing resource"): the
+        item has to be adopted with ``pulumi import`` (README, failure modes). Protection does
+        not wait for that.
 
         Checks, each failing with the VM's name and what to do: the VM exists; it is in the
         vault's region (Azure Backup support matrix: "You need a vault in every Azure region that
@@ -166,10 +178,22 @@ class VmProtectionProvider(dyn.ResourceProvider):
         state = api.item_state(vm)
         if state is None:
             return None
+        resumed = None
         if state.soft_deleted:
             api.undelete_item(vm)
-            return "undeleted"
-        return "stopped" if state.protection_state == "ProtectionStopped" else None
+            resumed = "undeleted"
+        elif state.protection_state == "ProtectionStopped":
+            resumed = "stopped"
+        if resumed and isinstance(policy_id, str) and policy_id and not is_unknown(policy_id):
+            api.resume_protection(vm, policy_id)
+            _warn(
+                f"{vm.name}: protection resumed with its retained recovery points ({resumed} before); "
+                "if the ProtectedItem then reports 'cannot create already existing resource', adopt it: "
+                f"pulumi import azure-native:recoveryservices:ProtectedItem <name> '{vault.id}/backupFabrics/Azure/"
+                f"protectionContainers/{vm.container_name}/protectedItems/{vm.protected_item_name}' "
+                "--parent 'parent=<ProtectedVM URN>' --generate-code=false"
+            )
+        return resumed
 
     @staticmethod
     def release(api: Any, vm: Any, on_remove: str) -> str:
@@ -195,6 +219,15 @@ class VmProtectionProvider(dyn.ResourceProvider):
             api.close()
 
 
+def _warn(message: str) -> None:
+    try:
+        pulumi.log.warn(message)
+    except Exception:  # outside an engine (tests, rehearsal) logging must not fail the call
+        import logging
+
+        logging.getLogger(__name__).warning(message)
+
+
 def _refs(props: Mapping[str, Any]) -> tuple[Any, Any]:
     from protectedvm.ids import VaultRef, VmRef
 
@@ -216,6 +249,7 @@ class VmProtection(dyn.Resource, module="protectedvm", name="VmProtection"):
         vault_id: pulumi.Input[str],
         vm_id: str,
         vault_location: pulumi.Input[str] | None,
+        policy_id: pulumi.Input[str] | None = None,
         on_remove: str = RETAIN_DATA,
         opts: pulumi.ResourceOptions | None = None,
         provider: VmProtectionProvider | None = None,
@@ -224,6 +258,7 @@ class VmProtection(dyn.Resource, module="protectedvm", name="VmProtection"):
             VAULT_ID: vault_id,
             VM_ID: vm_id,
             VAULT_LOCATION: vault_location,
+            POLICY_ID: policy_id,
             ON_REMOVE: on_remove,
             "resumed": None,
         }

@@ -664,3 +664,16 @@ class BackupApi:
                 return None
             raise
         return str(body.get("location") or "").replace(" ", "").lower() or None
+
+    def resume_protection(self, vm: VmRef, policy_id: str) -> None:
+        """Protect (again) with ``policy_id``: the same PUT that enables protection resumes an item
+        stopped with retained data ("resume backup"); its recovery points are kept."""
+        self._put_item(
+            vm,
+            {
+                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "sourceResourceId": vm.vm_id,
+                "policyId": policy_id,
+            },
+            "resume protection",
+        )

@@ -132,26 +132,37 @@ def test_protecting_a_soft_deleted_item_is_refused_until_it_is_undeleted(emu: Em
     assert refused.value.error is not None and refused.value.error.code == "UserErrorBackupItemSoftDeleted"
 
 
-def test_re_adding_a_soft_deleted_vm_undeletes_it_and_protection_resumes_with_its_points(emu: Emulator) -> None:
+POLICY = f"{VAULT.id}/backupPolicies/DefaultPolicy"
+
+
+def test_re_adding_a_soft_deleted_vm_undeletes_it_and_resumes_protection_with_its_points(emu: Emulator) -> None:
     vm = protected_with_a_point(emu)
     VmProtectionProvider.release(api(emu), vm, "deleteData")
-    assert VmProtectionProvider.prepare(api(emu), VAULT, vm, "westeurope") == "undeleted"
+    assert VmProtectionProvider.prepare(api(emu), VAULT, vm, "westeurope", POLICY) == "undeleted"
     props = item(emu, vm)
-    assert props["protectionState"] == "ProtectionStopped" and "isScheduledForDeferredDelete" not in props
-    resume(emu, vm)  # what the ProtectedItem's PUT with the policy does next
-    assert item(emu, vm)["protectionState"] == "Protected"
+    assert props["protectionState"] == "Protected" and "isScheduledForDeferredDelete" not in props
     assert points(emu, vm) == 1
     emu.state.start_job("web01")  # and backups run again
     emu.clock.advance(120)
     assert points(emu, vm) == 2
 
 
-def test_re_adding_a_stopped_vm_needs_no_undelete_and_resumes_on_the_items_put(emu: Emulator) -> None:
+def test_undelete_alone_leaves_the_item_stopped_with_its_points(emu: Emulator) -> None:
+    vm = protected_with_a_point(emu)
+    VmProtectionProvider.release(api(emu), vm, "deleteData")
+    assert VmProtectionProvider.prepare(api(emu), VAULT, vm, "westeurope", Unknown()) == "undeleted"
+    props = item(emu, vm)
+    assert props["protectionState"] == "ProtectionStopped" and "isScheduledForDeferredDelete" not in props
+    resume(emu, vm)  # the ProtectedItem's own PUT with the policy resumes it just as well
+    assert item(emu, vm)["protectionState"] == "Protected" and points(emu, vm) == 1
+
+
+def test_re_adding_a_stopped_vm_resumes_protection_without_an_undelete(emu: Emulator) -> None:
     vm = protected_with_a_point(emu)
     VmProtectionProvider.release(api(emu), vm, "retainData")
-    assert VmProtectionProvider.prepare(api(emu), VAULT, vm, "westeurope") == "stopped"
-    resume(emu, vm)
+    assert VmProtectionProvider.prepare(api(emu), VAULT, vm, "westeurope", POLICY) == "stopped"
     assert item(emu, vm)["protectionState"] == "Protected"
+    assert emu.counts.get("item.put", 0) == 3  # protect, stop, resume: no undelete
 
 
 def test_a_vm_new_to_the_vault_passes_the_pre_flight(emu: Emulator) -> None:

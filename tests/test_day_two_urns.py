@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from components.mock_preview import evaluate, evaluate_stack, load_stack_config
+from components.mock_preview import RecordingMocks, evaluate, evaluate_stack, load_stack_config
 from components.program import deploy
 from components.validation import ValidationError
+from policies.runner import load_env_config, run_policies
 from tests.urn_engine import Outcome, Registration, match_against, recording, urns
 
 FIXTURES = Path(__file__).parent / "fixtures" / "urns"
 SUB = "11111111-2222-3333-4444-555555555555"
 ITEM = "azure-native:recoveryservices:ProtectedItem"
+VAULT = "azure-native:recoveryservices:Vault"
 PROTECTION = "pulumi-python:dynamic/protectedvm:VmProtection"
 LOCK = "pulumi-python:dynamic/protectedvm:VaultLock"
 
@@ -178,3 +181,50 @@ def test_each_item_is_retained_on_delete_and_depends_on_its_vm_protection() -> N
         protection = item.urn.replace(f"${ITEM}::", f"${PROTECTION}::").removesuffix("-item") + "-protection"
         assert protection in by_urn
         assert by_urn[protection].name in {d.rsplit("::", 1)[1] for d in item.dependencies}
+
+
+def test_more_vms_than_a_vault_protects_are_refused_at_preview() -> None:
+    from components.config import VmTarget
+    from components.program import check_vm_list
+
+    targets = tuple(VmTarget.from_id(vm_id(f"vm{i:04}")) for i in range(1001))
+    with pytest.raises(ValidationError) as raised:
+        check_vm_list(targets)
+    assert raised.value.problems == [
+        "vms: 1001 VMs share one vault, which protects at most 1000 Azure VMs: split them across stacks "
+        "(one vault each)"
+    ]
+    check_vm_list(targets[:1000])
+
+
+class FreshStackMocks(RecordingMocks):
+    """The vault does not exist yet: the program's get_vault invoke fails with Azure's 404 (the
+    SDK turns an engine's invoke error, like these failures, into an Exception it raises)."""
+
+    def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == "azure-native:recoveryservices:getVault":
+            return {}, [("", "ResourceNotFound: The Resource 'Microsoft.RecoveryServices/vaults/x' was not found")]
+        return super().call(args)
+
+
+def test_a_new_locked_vault_is_created_unlocked_then_locked_and_passes_prods_policies() -> None:
+    config = load_stack_config("prod")
+    mocks = FreshStackMocks("00000000-0000-0000-0000-0000000000a1")
+    plan = evaluate(deploy, config, "prod", mocks=mocks)
+    (vault,) = plan.of_type(VAULT)
+    assert vault.inputs["properties"]["securitySettings"]["immutabilitySettings"] == {"state": "Unlocked"}
+    assert vault.inputs["tags"] == {
+        "managed-by": "protected-vm",
+        "stack": "prod",
+        "protected-vm-immutability": "Locked",
+    }
+    (lock,) = plan.of_type(LOCK)
+    assert (lock.inputs["immutability"], lock.inputs["softDelete"]) == ("Locked", "AlwaysON")
+    violations = run_policies(plan.resources, load_env_config("prod"), stack="prod")
+    assert [v for v in violations if "immutab" in v.message] == []
+
+
+def test_an_existing_locked_vault_keeps_sending_locked_so_prod_shows_no_diff() -> None:
+    (vault,) = evaluate_stack("prod").of_type(VAULT)
+    assert vault.inputs["properties"]["securitySettings"]["immutabilitySettings"] == {"state": "Locked"}
+    assert vault.inputs["tags"] == {"managed-by": "protected-vm", "stack": "prod"}

@@ -108,7 +108,8 @@ class VmProtectionProvider(dyn.ResourceProvider):
         if is_unknown(new_vault) or str(old_vault).lower() != str(new_vault).lower():
             replaces.append(VAULT_ID)
         changes = bool(replaces) or any(
-            is_unknown(news.get(key)) or olds.get(key) != news.get(key) for key in (ON_REMOVE, VAULT_LOCATION, POLICY_ID)
+            is_unknown(news.get(key)) or olds.get(key) != news.get(key)
+            for key in (ON_REMOVE, VAULT_LOCATION, POLICY_ID)
         )
         return dyn.DiffResult(changes=changes, replaces=replaces, delete_before_replace=True)
 

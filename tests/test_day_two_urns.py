@@ -228,3 +228,19 @@ def test_an_existing_locked_vault_keeps_sending_locked_so_prod_shows_no_diff() -
     (vault,) = evaluate_stack("prod").of_type(VAULT)
     assert vault.inputs["properties"]["securitySettings"]["immutabilitySettings"] == {"state": "Locked"}
     assert vault.inputs["tags"] == {"managed-by": "protected-vm", "stack": "prod"}
+
+
+def test_day_two_providers_are_serialized_by_reference_and_hold_nothing() -> None:
+    import base64
+
+    import dill
+
+    from components.vault_lock import VaultLockProvider
+    from components.vm_protection import VmProtectionProvider
+
+    plan = evaluate_stack("prod")
+    for type_token, provider_class in ((PROTECTION, VmProtectionProvider), (LOCK, VaultLockProvider)):
+        resource = plan.of_type(type_token)[0]
+        provider = dill.loads(base64.b64decode(resource.inputs["__provider"]))
+        assert type(provider) is provider_class
+        assert provider.api_factory is None

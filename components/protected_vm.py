@@ -88,6 +88,8 @@ class ProtectedVM(pulumi.ComponentResource):
             protected_item_name=target.protected_item_name,
             properties=rs.AzureIaaSComputeVMProtectedItemArgs(
                 protected_item_type=PROTECTED_ITEM_TYPE,
+                # A body property: a new policy is an in-place update (azure-native diff.go
+                # replaces only for URL path parameters and forceNew properties).
                 policy_id=backup_vault.policy_id,
                 source_resource_id=target.vm_id,
             ),

@@ -3,7 +3,7 @@ URN, and the stacks deployed before the naming change keep every URN (issue 13, 
 
 Each scenario runs the real program twice (before/after an edit of ``protected-vm:vms``) and
 replays the second run against the first run's URNs the way the engine matches aliases
-(``tests/urn_engine.py``). "Kept" means: every old URN is claimed by exactly one new resource
+(``components/urn_replay.py``). "Kept" means: every old URN is claimed by exactly one new resource
 (its own URN or an alias), so nothing is deleted and nothing existing is created again.
 """
 
@@ -17,9 +17,9 @@ import pytest
 
 from components.mock_preview import RecordingMocks, evaluate, evaluate_stack, load_stack_config
 from components.program import deploy
+from components.urn_replay import Outcome, Registration, match_against, recording, urns
 from components.validation import ValidationError
 from policies.runner import load_env_config, run_policies
-from tests.urn_engine import Outcome, Registration, match_against, recording, urns
 
 FIXTURES = Path(__file__).parent / "fixtures" / "urns"
 SUB = "11111111-2222-3333-4444-555555555555"

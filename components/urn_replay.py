@@ -1,4 +1,5 @@
-"""What the Pulumi engine would do with a program's URNs and aliases against an earlier state.
+"""What the Pulumi engine would do with a program's URNs and aliases against an earlier state
+(tests and ``python -m rehearsal.day_two``; nothing here runs in ``pulumi up``).
 
 Under mocks nothing compares a run with the previous one, yet "adding a VM never renames an
 existing resource" is a statement about exactly that. This helper records every registration the

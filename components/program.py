@@ -59,23 +59,13 @@ def legacy_aliases(targets: tuple[VmTarget, ...]) -> list[list[pulumi.Alias]]:
     """Aliases that keep the URNs of stacks deployed before :func:`resource_name`.
 
     Those named a VM by its name alone when no other VM of the stack shared it, else exactly as
-    :func:`resource_name` does. So each VM may once have been ``{vm}``: the first VM of the list
-    with a given name claims that old name (Pulumi refuses two resources claiming one old URN).
-    The usual day-two edit appends a same-named VM, so the VM that was there first keeps its
-    state; should the list have been reordered as well, the other VM would claim it, and its
-    :class:`~components.vm_protection.VmProtection` refuses at preview to become another VM.
-    Children follow their parent's alias because their names start with the parent's name
-    (``{name}-item``: Pulumi's inherited child aliases)."""
-    claimed: set[str] = set()
-    out: list[list[pulumi.Alias]] = []
-    for target in targets:
-        old = target.name.lower()
-        if old in claimed or old == resource_name(target):
-            out.append([])
-            continue
-        claimed.add(old)
-        out.append([pulumi.Alias(name=old)])
-    return out
+    :func:`resource_name` does. So every VM may once have been ``{vm}`` and claims that old name.
+    An alias only matters when the state holds that URN; should two VMs of one name claim a
+    state's ``{vm}`` (the upgrade and a same-named VM in one update), the engine refuses the
+    ambiguity at preview ("duplicate resource alias") instead of guessing which VM it was: deploy
+    the upgrade first, then add the VM. Children follow their parent's alias because their names
+    start with the parent's name (``{name}-item``: Pulumi's inherited child aliases)."""
+    return [[pulumi.Alias(name=target.name.lower())] for target in targets]
 
 
 #: Azure Backup support matrix (backup-support-matrix, "Machines in a vault"): "Up to 1,000 Azure

@@ -14,9 +14,9 @@
   soft-deleted item) and resumes protection of a stopped or undeleted item with the stack's
   policy, keeping its recovery points (see :meth:`VmProtectionProvider.prepare` for what
   azure-native's ``ProtectedItem`` then needs).
-* **A resource never becomes another VM** (:meth:`check`): should an alias ever match the state of
-  a different VM (see ``components.program.legacy_aliases``), preview fails instead of the old VM's
-  protection being stopped.
+* **A resource never becomes another VM** (:meth:`check`): should an alias or a rename ever match
+  this resource's state to a different VM, preview fails instead of the old VM's protection being
+  stopped.
 
 The provider is a thin wrapper over :class:`protectedvm.azure_client.BackupApi` (no Pulumi there),
 builds its client per call and holds nothing secret, like ``InitialBackupProvider``.
@@ -94,8 +94,8 @@ class VmProtectionProvider(dyn.ResourceProvider):
             failures.append(
                 dyn.CheckFailure(
                     VM_ID,
-                    f"this resource protects {old_vm} and would become {vm_id}: list the VM that was in the "
-                    "stack first before a newly added VM of the same name in protected-vm:vms",
+                    f"this resource protects {old_vm} and would become {vm_id}: a resource never changes VM; "
+                    "check the names and aliases of protected-vm:vms entries",
                 )
             )
         return dyn.CheckResult(news, failures)

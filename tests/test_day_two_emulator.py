@@ -243,8 +243,8 @@ def test_check_refuses_a_resource_becoming_another_vm() -> None:
     assert [(f.property, f.reason) for f in failures] == [
         (
             "vmId",
-            f"this resource protects {vm_id('web', 'rg-a')} and would become {vm_id('web', 'rg-b')}: list the VM "
-            "that was in the stack first before a newly added VM of the same name in protected-vm:vms",
+            f"this resource protects {vm_id('web', 'rg-a')} and would become {vm_id('web', 'rg-b')}: a resource "
+            "never changes VM; check the names and aliases of protected-vm:vms entries",
         )
     ]
 

@@ -45,6 +45,10 @@ def replay(before: list[Registration], after: list[Registration]) -> Outcome:
     return match_against(urns(before) | {r.urn for r in before if r.type == "pulumi:pulumi:Stack"}, after)
 
 
+def _short(urn: str) -> str:
+    return urn.rsplit("::", 1)[1]
+
+
 def item_urn(regs: list[Registration], vm: str) -> str:
     """The URN a VM's ProtectedItem has in this run (found by its sourceResourceId-derived name)."""
     rg, name = vm.split("/")[4], vm.split("/")[-1]
@@ -102,21 +106,36 @@ def test_adding_a_same_named_vm_in_another_resource_group_keeps_the_existing_vms
     ]
 
 
-def test_adding_a_same_named_vm_to_a_stack_named_the_old_way_keeps_the_existing_vm() -> None:
-    """Before the naming change the only 'web' was named 'web'; now both are named by resource
-    group, and 'rg-a-web' continues the old 'web' (component and item) through aliases."""
-    old = {
-        "urn:pulumi:dev::protected-vm::protected-vm:index:ProtectedVM::web",
-        "urn:pulumi:dev::protected-vm::protected-vm:index:ProtectedVM$azure-native:recoveryservices:ProtectedItem::web-item",
-    }
-    after = run([vm_id("web", "rg-a"), vm_id("web", "rg-b")])
-    outcome = match_against(old, after)
+OLD_WAY = {
+    "urn:pulumi:dev::protected-vm::protected-vm:index:ProtectedVM::web",
+    "urn:pulumi:dev::protected-vm::protected-vm:index:ProtectedVM$azure-native:recoveryservices:ProtectedItem::web-item",
+}
+
+
+def test_a_stack_named_the_old_way_keeps_its_vm_through_the_upgrade_and_then_takes_a_same_named_vm() -> None:
+    """Before the naming change the only 'web' was named 'web'. The upgrade continues it as
+    'rg-a-web' (component and item, through aliases); the same-named VM added afterwards is new."""
+    upgraded = run([vm_id("web", "rg-a")])
+    outcome = match_against(OLD_WAY, upgraded)
     assert outcome.errors == [] and outcome.deleted == []
     prefix = "urn:pulumi:dev::protected-vm::protected-vm:index:ProtectedVM"
     assert outcome.matched[f"{prefix}$azure-native:recoveryservices:ProtectedItem::rg-a-web-item"] == (
         f"{prefix}$azure-native:recoveryservices:ProtectedItem::web-item"
     )
-    assert outcome.matched[f"{prefix}::rg-b-web"] is None
+    after = replay(upgraded, run([vm_id("web", "rg-b"), vm_id("web", "rg-a")]))
+    assert after.errors == [] and after.deleted == []
+    assert sorted(_short(u) for u in after.created()) == ["rg-b-web", "rg-b-web-item", "rg-b-web-protection"]
+
+
+@pytest.mark.parametrize("order", ["existing first", "new first"])
+def test_the_upgrade_and_a_same_named_vm_in_one_update_is_refused_whatever_the_order(order: str) -> None:
+    """Both VMs claim the old 'web': the engine refuses the ambiguity at preview rather than
+    continue the wrong VM's state (which would replace, i.e. delete, the existing item)."""
+    vms = [vm_id("web", "rg-a"), vm_id("web", "rg-b")]
+    outcome = match_against(OLD_WAY, run(vms if order == "existing first" else vms[::-1]))
+    old_web = "urn:pulumi:dev::protected-vm::protected-vm:index:ProtectedVM::web"
+    claims = [e for e in outcome.errors if e.endswith(f"both alias {old_web}")]
+    assert len(claims) == 1
 
 
 def test_removing_a_vm_deletes_only_that_vms_resources() -> None:
@@ -244,3 +263,19 @@ def test_day_two_providers_are_serialized_by_reference_and_hold_nothing() -> Non
         provider = dill.loads(base64.b64decode(resource.inputs["__provider"]))
         assert type(provider) is provider_class
         assert provider.api_factory is None
+
+
+def test_the_sdk_derives_the_same_child_alias_when_it_computes_aliases_itself() -> None:
+    """Engines without alias specs get full alias URNs from the SDK
+    (``pulumi.runtime.resource.inherited_child_alias``): the child name's parent prefix is
+    swapped for the parent's old name, exactly as the engine's ``inheritedChildAlias`` does
+    (modelled in ``components/urn_replay.py``)."""
+    from pulumi.runtime.resource import inherited_child_alias
+    from pulumi.runtime.sync_await import _sync_await
+
+    old_parent = "urn:pulumi:prod::protected-vm::protected-vm:index:ProtectedVM::vm-web-prod-01"
+    alias = inherited_child_alias("rg-app-prod-vm-web-prod-01-item", "rg-app-prod-vm-web-prod-01", old_parent, ITEM)
+    assert _sync_await(alias.future()) == (
+        "urn:pulumi:prod::protected-vm::protected-vm:index:ProtectedVM$azure-native:recoveryservices:ProtectedItem"
+        "::vm-web-prod-01-item"
+    )

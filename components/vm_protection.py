@@ -98,7 +98,32 @@ class VmProtectionProvider(dyn.ResourceProvider):
                     "check the names and aliases of protected-vm:vms entries",
                 )
             )
+        if not olds and not failures and not is_unknown(vm_id):
+            failures += self._preview_preflight(news)
         return dyn.CheckResult(news, failures)
+
+    def _preview_preflight(self, news: dict[str, Any]) -> list[dyn.CheckFailure]:
+        """A VM new to the stack is checked at preview already (no call for VMs already in
+        state). Azure being unreachable here is not a failure: ``create`` checks again."""
+        from protectedvm.ids import VaultRef, VmRef
+
+        vm = VmRef.from_id(str(news[VM_ID]))
+        raw_vault = news.get(VAULT_ID)
+        vault = None if is_unknown(raw_vault) or not raw_vault else VaultRef.from_id(str(raw_vault))
+        try:
+            api = self._api(vault or VaultRef(vm.subscription_id, "", ""))
+        except Exception:  # no credentials at preview: create() checks again
+            return []
+        try:
+            vault_id, vault_name = (vault.id, vault.name) if vault else (None, None)
+            self.preflight(api, vault_id, vault_name, vm, news.get(VAULT_LOCATION))
+        except PreflightError as error:
+            return [dyn.CheckFailure(VM_ID, str(error))]
+        except Exception as error:  # Azure unreachable or refusing a read: create() checks again
+            _warn(f"{vm.name}: pre-flight skipped at preview ({type(error).__name__}); pulumi up checks again")
+        finally:
+            self._close(api)
+        return []
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dyn.DiffResult:
         """Another vault is another item: replace (the old one stops with its data retained first).
@@ -137,6 +162,39 @@ class VmProtectionProvider(dyn.ResourceProvider):
     # --- the work, callable without the engine ------------------------------------------------------
 
     @staticmethod
+    def preflight(api: Any, vault_id: str | None, vault_name: str | None, vm: Any, vault_location: object) -> None:
+        """Checks, each failing with the VM's name and what to do: the VM exists; it is in the
+        vault's region (Azure Backup support matrix: "You need a vault in every Azure region that
+        contains VMs you want to back up. You can't back up to a different region."); no other
+        vault protects it (``backupStatus``). ``vault_id`` None: the vault is still to be created
+        (preview of a new stack), so any vault protecting the VM is another one."""
+        location = api.vm_location(vm)
+        if location is None:
+            raise PreflightError(
+                f"{vm.name} ({vm.vm_id}) was not found (or the deployment identity cannot read it): "
+                "fix or remove it in protected-vm:vms"
+            )
+        region = vault_location if isinstance(vault_location, str) and vault_location else None
+        if (region is None or is_unknown(region)) and vault_id is not None:
+            region = api.vault_settings().location
+        if region is not None and not is_unknown(region):
+            region = str(region).replace(" ", "").lower()
+            if location != region:
+                raise PreflightError(
+                    f"{vm.name} is in {location} but vault {vault_name or '(new)'} is in {region}; Azure Backup "
+                    f"protects a VM only in a vault of its own region: protect it from a stack whose vault is in "
+                    f"{location}"
+                )
+        status = api.backup_status(vm, location)
+        other = status.vault_id
+        ours = vault_id.lower() if vault_id else None
+        if status.protection_status in ("Protected", "Protecting") and other and other.lower() != ours:
+            raise PreflightError(
+                f"{vm.name} ({vm.vm_id}) is already protected by vault {other}: stop its protection there "
+                "(and delete its backup data there, or keep that vault) before this stack can protect it"
+            )
+
+    @staticmethod
     def prepare(
         api: Any, vault: Any, vm: Any, vault_location: object, policy_id: object = None
     ) -> str | None:
@@ -150,32 +208,8 @@ class VmProtectionProvider(dyn.ResourceProvider):
         item has to be adopted with ``pulumi import`` (README, failure modes). Protection does
         not wait for that.
 
-        Checks, each failing with the VM's name and what to do: the VM exists; it is in the
-        vault's region (Azure Backup support matrix: "You need a vault in every Azure region that
-        contains VMs you want to back up. You can't back up to a different region."); no other
-        vault protects it (``backupStatus``)."""
-        location = api.vm_location(vm)
-        if location is None:
-            raise PreflightError(
-                f"{vm.name} ({vm.vm_id}) was not found (or the deployment identity cannot read it): "
-                "fix or remove it in protected-vm:vms"
-            )
-        region = vault_location if isinstance(vault_location, str) and vault_location else None
-        if region is None or is_unknown(region):
-            region = api.vault_settings().location
-        region = str(region).replace(" ", "").lower()
-        if location != region:
-            raise PreflightError(
-                f"{vm.name} is in {location} but vault {vault.name} is in {region}; Azure Backup protects a VM "
-                f"only in a vault of its own region: protect it from a stack whose vault is in {location}"
-            )
-        status = api.backup_status(vm, location)
-        other = status.vault_id
-        if status.protection_status in ("Protected", "Protecting") and other and other.lower() != vault.id.lower():
-            raise PreflightError(
-                f"{vm.name} ({vm.vm_id}) is already protected by vault {other}: stop its protection there "
-                "(and delete its backup data there, or keep that vault) before this stack can protect it"
-            )
+        Runs :meth:`preflight` first (again: ``check`` ran it at preview for a new VM)."""
+        VmProtectionProvider.preflight(api, vault.id, vault.name, vm, vault_location)
         state = api.item_state(vm)
         if state is None:
             return None

@@ -227,12 +227,39 @@ def test_provider_create_runs_the_pre_flight_in_process(emu: Emulator) -> None:
 
 
 @pytest.mark.parametrize("unknown", [Unknown(), rpc.UNKNOWN])
-def test_check_accepts_unknown_inputs_at_preview(unknown: object) -> None:
+def test_check_accepts_unknown_inputs_at_preview(emu: Emulator, unknown: object) -> None:
+    """A new stack's preview: the vault is unknown; the new VM's pre-flight still runs."""
+    emu.add_vm(vm_id("web01"))
+    provider = VmProtectionProvider(api_factory=lambda vault: api(emu, vault))
     news = {"vaultId": unknown, "vmId": vm_id("web01"), "vaultLocation": unknown, "onRemove": "retainData"}
-    assert VmProtectionProvider().check({}, news).failures == []
-    assert VmProtectionProvider().diff("id", {"vaultId": VAULT.id, "vmId": vm_id("web01")}, news).replaces == [
-        "vaultId"
-    ]
+    assert provider.check({}, news).failures == []
+    assert emu.counts["vm.get"] == 1 and emu.counts["backupStatus.get"] == 1
+    assert provider.diff("id", {"vaultId": VAULT.id, "vmId": vm_id("web01")}, news).replaces == ["vaultId"]
+
+
+def test_a_new_vm_protected_elsewhere_fails_at_preview(emu: Emulator) -> None:
+    secure_vault(emu, OTHER)
+    protect(emu, OTHER, [vm_id("web01")])
+    provider = VmProtectionProvider(api_factory=lambda vault: api(emu, vault))
+    news = {"vaultId": Unknown(), "vmId": vm_id("web01"), "vaultLocation": "westeurope", "onRemove": "retainData"}
+    failures = provider.check({}, news).failures
+    assert [f.property for f in failures] == ["vmId"]
+    assert failures[0].reason.startswith(f"web01 ({vm_id('web01')}) is already protected by vault {OTHER.id}")
+
+
+def test_a_vm_already_in_state_is_not_checked_again_at_preview(emu: Emulator) -> None:
+    provider = VmProtectionProvider(api_factory=lambda vault: api(emu, vault))
+    props = {"vaultId": VAULT.id, "vmId": vm_id("web01"), "vaultLocation": "westeurope", "onRemove": "retainData"}
+    assert provider.check(dict(props), dict(props)).failures == []
+    assert emu.counts.get("vm.get", 0) == 0 and emu.counts.get("backupStatus.get", 0) == 0
+
+
+def test_preview_pre_flight_without_azure_leaves_the_check_to_create() -> None:
+    def unreachable(_vault: object) -> BackupApi:
+        raise RuntimeError("no credentials")
+
+    news = {"vaultId": VAULT.id, "vmId": vm_id("web01"), "vaultLocation": "westeurope", "onRemove": "retainData"}
+    assert VmProtectionProvider(api_factory=unreachable).check({}, news).failures == []
 
 
 def test_check_refuses_a_resource_becoming_another_vm() -> None:

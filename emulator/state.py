@@ -447,8 +447,8 @@ class State:
             )
         existing.protection_state = "ProtectionStopped"
         op = self._new_operation(_vault_key(vault), item.lower(), "protect")
-        # "DisableBackup"/"Undelete": job operation names as we recall the spec's JobOperationType
-        # enum; not re-checked against the spec in this change.
+        # "DisableBackup"/"Undelete" are values of the spec's job operation enum (JobOperationType:
+        # ... ConfigureBackup, Backup, Restore, DisableBackup, DeleteBackupData, ..., Undelete).
         job = self._new_job(
             vault, existing, "DisableBackup", JobOutcome("Completed"), user_triggered=True, duration=0.0
         )

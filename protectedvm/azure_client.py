@@ -48,10 +48,6 @@ CA_BUNDLE_ENV = "PROTECTED_VM_CA_BUNDLE"
 JOB_FILTER_TIME_FORMAT = "%Y-%m-%d %I:%M:%S %p"
 #: Status codes worth another try: throttling and transient server/gateway errors.
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-#: Microsoft.RecoveryServices/vaults and Microsoft.Compute/virtualMachines API versions for the
-#: two plain ARM reads (and one PATCH) outside the backup SDK.
-VAULT_API_VERSION = "2025-02-01"
-COMPUTE_API_VERSION = "2024-07-01"
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -197,12 +193,17 @@ class ItemHealth:
     last_recovery_point: dt.datetime | None
 
 
+#: Microsoft.RecoveryServices/vaults and Microsoft.Compute/virtualMachines API versions for the
+#: two plain ARM reads (and one PATCH) outside the backup SDK.
+VAULT_API_VERSION = "2025-02-01"
+COMPUTE_API_VERSION = "2024-07-01"
+
+
 @dataclass(frozen=True)
 class ItemState:
     protection_state: str
     soft_deleted: bool
     policy_id: str | None
-    recovery_point_count: int | None
 
 
 @dataclass(frozen=True)
@@ -509,7 +510,6 @@ class BackupApi:
             protection_state=str(props.get("protectionState") or ""),
             soft_deleted=bool(props.get("isScheduledForDeferredDelete")),
             policy_id=str(props["policyId"]) if props.get("policyId") else None,
-            recovery_point_count=None,
         )
 
     def _put_item(self, vm: VmRef, properties: dict[str, Any], what: str) -> None:

@@ -279,3 +279,29 @@ def test_the_sdk_derives_the_same_child_alias_when_it_computes_aliases_itself() 
         "urn:pulumi:prod::protected-vm::protected-vm:index:ProtectedVM$azure-native:recoveryservices:ProtectedItem"
         "::vm-web-prod-01-item"
     )
+
+
+def test_moving_the_stack_to_another_policy_changes_only_each_items_policy_id() -> None:
+    """Same URNs, same URL names (vault, container, item): for azure-native only a body property
+    changes, which is an in-place update (pulumi-azure-native provider/pkg/provider/diff.go)."""
+    config = load_stack_config("dev")
+    with recording() as before_regs:
+        before = evaluate(deploy, config, "dev")
+    policy = json.loads(config["protected-vm:policy"])
+    policy["name"] = "pol-vm-daily-dev-v2"
+    config["protected-vm:policy"] = json.dumps(policy)
+    with recording() as after_regs:
+        after = evaluate(deploy, config, "dev")
+    assert urns(before_regs) == urns(after_regs)
+    old_items = {i.name: dict(i.inputs) for i in before.of_type(ITEM)}
+    new_items = {i.name: dict(i.inputs) for i in after.of_type(ITEM)}
+    assert old_items.keys() == new_items.keys()
+    for name, old in old_items.items():
+        new = new_items[name]
+        for key in ("vaultName", "resourceGroupName", "fabricName", "containerName", "protectedItemName"):
+            assert new[key] == old[key]
+        assert old["properties"]["policyId"].endswith("/backupPolicies/pol-vm-daily-dev")
+        assert new["properties"]["policyId"].endswith("/backupPolicies/pol-vm-daily-dev-v2")
+        assert {k: v for k, v in new["properties"].items() if k != "policyId"} == {
+            k: v for k, v in old["properties"].items() if k != "policyId"
+        }

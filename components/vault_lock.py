@@ -26,7 +26,7 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 
-from components.vm_protection import is_unknown
+from components.vm_protection import is_unknown, pickler_restored
 
 VAULT_ID = "vaultId"
 IMMUTABILITY = "immutability"
@@ -144,4 +144,5 @@ class VaultLock(dyn.Resource, module="protectedvm", name="VaultLock"):
         provider: VaultLockProvider | None = None,
     ) -> None:
         props = {VAULT_ID: vault_id, IMMUTABILITY: immutability, SOFT_DELETE: soft_delete}
-        super().__init__(provider or VaultLockProvider(), resource_name, props, opts)
+        with pickler_restored():
+            super().__init__(provider or VaultLockProvider(), resource_name, props, opts)

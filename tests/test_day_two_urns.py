@@ -305,3 +305,33 @@ def test_moving_the_stack_to_another_policy_changes_only_each_items_policy_id() 
         assert {k: v for k, v in new["properties"].items() if k != "policyId"} == {
             k: v for k, v in old["properties"].items() if k != "policyId"
         }
+
+
+def test_registering_day_two_resources_leaves_the_pickler_as_it_was() -> None:
+    """pulumi's serialize_provider nests a wrapper around pickle._Pickler._batch_setitems per
+    dynamic resource and never removes it; ~980 of them in one run overflow the stack
+    (RecursionError). Ours register without leaving one behind, so a 1000-VM stack serializes
+    like a 1-VM one."""
+    import pickle
+
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    from components.vault_lock import VaultLock
+    from components.vm_protection import VmProtection, VmProtectionProvider, pickler_restored
+
+    pickler: Any = pickle._Pickler  # type: ignore[attr-defined]
+    before = pickler._batch_setitems
+
+    def program() -> None:
+        vault = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v"
+        for i in range(3):
+            VmProtection(f"p{i}", vault_id=vault, vm_id=vm_id(f"vm{i}"), vault_location="westeurope")
+        VaultLock("lock", vault_id=vault, immutability="Locked", soft_delete="AlwaysON")
+
+    plan = evaluate(program, {}, "dev")
+    assert len(plan.resources) == 4
+    assert pickler._batch_setitems is before
+    for _ in range(1200):  # past the ~980 that overflow without the restore
+        with pickler_restored():
+            serialize_provider(VmProtectionProvider())
+    assert pickler._batch_setitems is before

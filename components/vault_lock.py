@@ -26,7 +26,8 @@ from typing import Any
 import pulumi
 import pulumi.dynamic as dyn
 
-from components.vm_protection import is_unknown, pickler_restored
+from components.dynamic_pickling import pickler_restored
+from components.vm_protection import is_unknown
 
 VAULT_ID = "vaultId"
 IMMUTABILITY = "immutability"

@@ -24,12 +24,13 @@ builds its client per call and holds nothing secret, like ``InitialBackupProvide
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
 import pulumi.dynamic as dyn
+
+from components.dynamic_pickling import pickler_restored
 
 VAULT_ID = "vaultId"
 VM_ID = "vmId"
@@ -253,27 +254,6 @@ class VmProtectionProvider(dyn.ResourceProvider):
     def _close(self, api: Any) -> None:
         if self.api_factory is None:
             api.close()
-
-
-@contextmanager
-def pickler_restored() -> Iterator[None]:
-    """Undo what ``pulumi.dynamic.dynamic.serialize_provider`` leaves behind.
-
-    It patches ``pickle._Pickler._batch_setitems`` (wrapping the current one) and ``save_dict``
-    on every dynamic resource it serializes and restores only ``pickle.Pickler``, so each
-    registration nests one more wrapper: at about 980 dynamic resources in one program run
-    (pulumi 3.272) pickling fails with RecursionError. With one ``VmProtection`` per VM that is a
-    stack of ~980 VMs, so each registration here puts the two attributes back."""
-    import pickle
-
-    pickler: Any = pickle._Pickler
-    saved = (pickler.__dict__.get("_batch_setitems"), pickler.__dict__.get("save_dict"))
-    try:
-        yield
-    finally:
-        for name, value in zip(("_batch_setitems", "save_dict"), saved, strict=True):
-            if value is not None:
-                setattr(pickler, name, value)
 
 
 def _warn(message: str) -> None:

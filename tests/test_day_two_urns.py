@@ -316,8 +316,9 @@ def test_registering_day_two_resources_leaves_the_pickler_as_it_was() -> None:
 
     from pulumi.dynamic.dynamic import serialize_provider
 
+    from components.dynamic_pickling import pickler_restored
     from components.vault_lock import VaultLock
-    from components.vm_protection import VmProtection, VmProtectionProvider, pickler_restored
+    from components.vm_protection import VmProtection, VmProtectionProvider
 
     pickler: Any = pickle._Pickler  # type: ignore[attr-defined]
     before = pickler._batch_setitems

@@ -145,12 +145,22 @@ class VmTarget:
         return VmTarget(vm_id, ref.subscription, ref.resource_group, ref.name)
 
 
+OnRemove = Literal["retainData", "deleteData"]
+#: ``retainData`` (the default): stop protection and keep every recovery point; ``deleteData``:
+#: Azure's "stop backup and delete backup data", only when a stack says so explicitly.
+RETAIN_DATA: OnRemove = "retainData"
+DELETE_DATA: OnRemove = "deleteData"
+ON_REMOVE_VALUES: tuple[OnRemove, ...] = (RETAIN_DATA, DELETE_DATA)
+
+
 @dataclass(frozen=True)
 class StackSettings:
     vault: VaultSettings
     policy: PolicySettings
     vms: tuple[VmTarget, ...]
     initial_backup: InitialBackupSettings
+    #: What removing a VM from the stack (or ``pulumi destroy``) does to its backups.
+    on_remove: OnRemove = RETAIN_DATA
 
 
 _VAULT_KEYS = {
@@ -170,7 +180,7 @@ _SCHEDULE_KEYS = {"frequency", "time", "weekdays", "hourlyInterval", "hourlyWind
 _RETENTION_KEYS = {"daily", "weekly", "monthly", "yearly"}
 _INITIAL_BACKUP_KEYS = {"verify", "retainDays", "timeoutMinutes", "pollSeconds"}
 #: Every key the program reads under the project's config namespace (``protected-vm:<key>``).
-STACK_KEYS = ("vault", "policy", "vms", "initialBackup")
+STACK_KEYS = ("vault", "policy", "vms", "initialBackup", "onRemove")
 
 
 def parse_config_values(values: Mapping[str, object], namespace: str) -> StackSettings:
@@ -197,7 +207,11 @@ def parse_config_values(values: Mapping[str, object], namespace: str) -> StackSe
         decoded[key] = _decode(values[full_key], key, problems)
     try:
         settings = parse_stack_settings(
-            decoded.get("vault"), decoded.get("policy"), decoded.get("vms"), decoded.get("initialBackup")
+            decoded.get("vault"),
+            decoded.get("policy"),
+            decoded.get("vms"),
+            decoded.get("initialBackup"),
+            on_remove=decoded.get("onRemove"),
         )
     except ValidationError as error:
         problems.extend(error.problems)
@@ -243,6 +257,8 @@ def parse_stack_settings(
     policy: object,
     vms: object,
     initial_backup: object = None,
+    *,
+    on_remove: object = None,
 ) -> StackSettings:
     """Parse and validate the whole stack config; raise once with every problem. Each argument
     is whatever the stack file held: a wrong type is a listed problem, never a TypeError."""
@@ -259,9 +275,15 @@ def parse_stack_settings(
         if initial_raw is None
         else _parse_initial_backup(initial_raw, "initialBackup", problems)
     )
+    removal = RETAIN_DATA if on_remove is None or isinstance(on_remove, _Unreadable) else on_remove
+    if removal not in ON_REMOVE_VALUES:
+        problems.append(
+            f"onRemove = {on_remove!r} is not allowed: use {RETAIN_DATA} (default: stop protection and keep "
+            f"the recovery points) or {DELETE_DATA} (stop protection and delete the backup data)"
+        )
     if problems:
         raise ValidationError(problems)
-    return StackSettings(vault_settings, policy_settings, targets, initial)
+    return StackSettings(vault_settings, policy_settings, targets, initial, cast(OnRemove, removal))
 
 
 def _unknown_keys(raw: Mapping[str, object], known: set[str], setting: str) -> list[str]:

@@ -3,7 +3,6 @@ what ``pulumi up`` runs (``__main__.py`` only calls :func:`deploy`)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,11 +38,54 @@ def load_settings(values: Mapping[str, object] | None = None) -> StackSettings:
         raise StackConfigError(error.problems) from None
 
 
-def resource_names(targets: tuple[VmTarget, ...]) -> list[str]:
-    """Logical names stay the VM name (readable in the plan) unless two VMs share it across
-    resource groups; then the resource group disambiguates. URNs must never collide."""
-    counts = Counter(t.name.lower() for t in targets)
-    return [(t.name if counts[t.name.lower()] == 1 else f"{t.resource_group}-{t.name}").lower() for t in targets]
+def resource_name(target: VmTarget) -> str:
+    """``{resource group}-{vm}``, lower-cased: a function of the VM alone, so adding, removing or
+    reordering other VMs never renames it (a rename would create the item again under a new URN
+    and delete the old one, which is the same Azure object: the VM would end up unprotected).
+    Unique within a stack because a vault protects VMs of its own subscription only (checked by
+    :func:`check_vm_list` all the same)."""
+    return f"{target.resource_group}-{target.name}".lower()
+
+
+def legacy_aliases(targets: tuple[VmTarget, ...]) -> list[list[pulumi.Alias]]:
+    """Aliases that keep the URNs of stacks deployed before :func:`resource_name`.
+
+    Those named a VM by its name alone when no other VM of the stack shared it, else exactly as
+    :func:`resource_name` does. So every VM may once have been ``{vm}`` and claims that old name.
+    An alias only matters when the state holds that URN; should two VMs of one name claim a
+    state's ``{vm}`` (the upgrade and a same-named VM in one update), the engine refuses the
+    ambiguity at preview ("duplicate resource alias") instead of guessing which VM it was: deploy
+    the upgrade first, then add the VM. Children follow their parent's alias because their names
+    start with the parent's name (``{name}-item``: Pulumi's inherited child aliases)."""
+    return [[pulumi.Alias(name=target.name.lower())] for target in targets]
+
+
+#: Azure Backup support matrix (backup-support-matrix, "Machines in a vault"): "Up to 1,000 Azure
+#: VMs in a single vault"; the Azure Backup FAQ says the same.
+MAX_VMS_PER_VAULT = 1000
+
+
+def check_vm_list(targets: tuple[VmTarget, ...]) -> None:
+    """Stack-wide rules on the VM list, before anything is registered: at most one VM per
+    resource name (two VMs with the same resource group and name can only differ by
+    subscription; say so before Pulumi reports a duplicate URN) and the vault's VM limit."""
+    seen: dict[str, VmTarget] = {}
+    problems = []
+    if len(targets) > MAX_VMS_PER_VAULT:
+        problems.append(
+            f"vms: {len(targets)} VMs share one vault, which protects at most {MAX_VMS_PER_VAULT} Azure VMs: "
+            "split them across stacks (one vault each)"
+        )
+    for target in targets:
+        name = resource_name(target)
+        if name in seen:
+            problems.append(
+                f"vms: {seen[name].vm_id} and {target.vm_id} are in different subscriptions; a vault protects "
+                "VMs of its own subscription only: use one stack (and vault) per subscription"
+            )
+        seen.setdefault(name, target)
+    if problems:
+        raise ValidationError(problems)
 
 
 @dataclass
@@ -56,6 +98,7 @@ class Deployment:
 def deploy(settings: StackSettings | None = None) -> Deployment:
     """Build the shared vault + policy, one ProtectedVM per VM, and export honest outputs."""
     settings = settings or load_settings()
+    check_vm_list(settings.vms)
     location = settings.vault.location or pulumi.Config("azure-native").get("location")
     backup_vault = BackupVault(
         "backup",
@@ -65,8 +108,12 @@ def deploy(settings: StackSettings | None = None) -> Deployment:
         tags={"managed-by": "protected-vm", "stack": pulumi.get_stack()},
     )
     protected = [
-        ProtectedVM(name, {"vm_id": target.vm_id, "backup_vault": backup_vault})
-        for name, target in zip(resource_names(settings.vms), settings.vms, strict=True)
+        ProtectedVM(
+            resource_name(target),
+            {"vm_id": target.vm_id, "backup_vault": backup_vault, "on_remove": settings.on_remove},
+            opts=pulumi.ResourceOptions(aliases=aliases) if aliases else None,
+        )
+        for target, aliases in zip(settings.vms, legacy_aliases(settings.vms), strict=True)
     ]
     # One trigger-and-verify resource for the whole vault, after every item is protected: the
     # dynamic provider runs at most 4 create() calls at once, so per-VM resources would serialise.

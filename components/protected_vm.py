@@ -15,6 +15,7 @@ from pulumi_azure_native import recoveryservices as rs
 
 from components.backup_vault import BackupVault
 from components.config import PolicySettings, VaultSettings, VmTarget
+from components.vm_protection import RETAIN_DATA, VmProtection
 
 FABRIC_NAME = "Azure"
 PROTECTED_ITEM_TYPE = "Microsoft.Compute/virtualMachines"
@@ -29,6 +30,8 @@ class ProtectedVMArgs(TypedDict):
     policy: NotRequired[PolicySettings]
     location: NotRequired[str]
     tags: NotRequired[dict[str, str]]
+    #: ``retainData`` (default: stop protection, keep recovery points) or ``deleteData``.
+    on_remove: NotRequired[str]
 
 
 class ProtectedVM(pulumi.ComponentResource):
@@ -64,6 +67,18 @@ class ProtectedVM(pulumi.ComponentResource):
             )
         self.target = target
         self.backup_vault = backup_vault
+        # Registered before the item, which depends on it: Pulumi deletes dependents first, so on
+        # removal the item leaves the state (retain_on_delete) and then protection is stopped
+        # with the data retained. The name starts with the component's so aliases are inherited.
+        self.protection = VmProtection(
+            f"{name}-protection",
+            vault_id=backup_vault.vault_id,
+            vm_id=target.vm_id,
+            vault_location=backup_vault.location,
+            policy_id=backup_vault.policy_id,
+            on_remove=args.get("on_remove", RETAIN_DATA),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.protected_item = rs.ProtectedItem(
             f"{name}-item",
             vault_name=backup_vault.vault_name,
@@ -73,10 +88,14 @@ class ProtectedVM(pulumi.ComponentResource):
             protected_item_name=target.protected_item_name,
             properties=rs.AzureIaaSComputeVMProtectedItemArgs(
                 protected_item_type=PROTECTED_ITEM_TYPE,
+                # A body property: a new policy is an in-place update (azure-native diff.go
+                # replaces only for URL path parameters and forceNew properties).
                 policy_id=backup_vault.policy_id,
                 source_resource_id=target.vm_id,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            # Deleting an azure-native ProtectedItem is "stop backup and delete backup data";
+            # removal is VmProtection's job (retain data unless onRemove says otherwise).
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=[self.protection]),
         )
         self.vm_id = pulumi.Output.from_input(target.vm_id)
         self.vm_name = pulumi.Output.from_input(target.name)

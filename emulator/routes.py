@@ -66,11 +66,30 @@ def split_path(path: str) -> list[str]:
     return [unquote(p) for p in path.split("?", 1)[0].split("/") if p]
 
 
+
+
+def _match_outside_vaults(method: str, seg: list[str], low: list[str]) -> Match | None:
+    """Day-two routes that do not live under a vault: the regional backupStatus (a VM's GET is the
+    Microsoft.Compute slice's, :func:`match_compute`)."""
+    if (
+        method.upper() == "POST"
+        and len(seg) == 7
+        and low[0] == "subscriptions"
+        and low[2:5] == ["providers", "microsoft.recoveryservices", "locations"]
+        and low[6] == "backupstatus"
+    ):
+        return Match("backupStatus.get", (seg[1], "", ""), (seg[5],))
+    return None
+
+
 def match(method: str, path: str) -> Match | None:
     seg = split_path(path)
     low = [s.lower() for s in seg]
     if len(seg) >= 7 and low[:1] == ["subscriptions"] and low[2] == "resourcegroups" and low[5] == "microsoft.compute":
         return match_compute(method.upper(), seg, low)
+    outside = _match_outside_vaults(method, seg, low)
+    if outside is not None:
+        return outside
     if (
         len(seg) < 8
         or low[0] != "subscriptions"
@@ -88,7 +107,7 @@ def match(method: str, path: str) -> Match | None:
         return Match(route, vault, args)
 
     if not rest:
-        return {"PUT": m("vault.put"), "GET": m("vault.get")}.get(method)
+        return {"PUT": m("vault.put"), "GET": m("vault.get"), "PATCH": m("vault.patch")}.get(method)
     if len(rest) == 2 and lrest[0] == "backuppolicies":
         return {"PUT": m("policy.put", rest[1]), "GET": m("policy.get", rest[1])}.get(method)
     if len(rest) == 2 and lrest[0] == "backupoperations" and method == "GET":
@@ -161,6 +180,8 @@ class Router:
             "compute.disk.get": self._disk_get,
             "compute.disk.patch": self._disk_patch,
             "compute.disk.delete": self._disk_delete,
+            "vault.patch": self._vault_patch,
+            "backupStatus.get": self._backup_status,
         }
 
     def handle(self, req: Request, found: Match) -> Response:
@@ -200,6 +221,13 @@ class Router:
 
     def _vault_get(self, req: Request, found: Match) -> Response:
         return Response(200, self.state.get_vault(*found.vault))
+
+    # --- day two ----------------------------------------------------------
+    def _vault_patch(self, req: Request, found: Match) -> Response:
+        return Response(200, self.state.patch_vault(*found.vault, parse_body(req.body)))
+
+    def _backup_status(self, req: Request, found: Match) -> Response:
+        return Response(200, self.state.backup_status(found.args[0], parse_body(req.body)))
 
     def _policy_put(self, req: Request, found: Match) -> Response:
         return Response(200, self.state.put_policy(self._vault(found), found.args[0], parse_body(req.body)))
@@ -372,6 +400,7 @@ _RESOURCE_TYPES = {
     "recoveryPoints": "vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints",
     "recoveryPoint": "vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints",
     "restore": "vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/restore",
+    "backupStatus": "locations/backupStatus",
 }
 
 

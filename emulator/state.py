@@ -119,6 +119,8 @@ class Item:
     protection_status: str = "Healthy"
     last_backup_time: dt.datetime | None = None
     recovery_points: list[RecoveryPoint] = field(default_factory=list)
+    #: Set while soft-deleted: when Azure purges the item (the vault's soft-delete retention).
+    deferred_delete_at: dt.datetime | None = None
 
     @property
     def container(self) -> str:
@@ -234,6 +236,7 @@ class State:
         #: Wall time at the clock's origin; a conformance replay starts at an example's own date.
         self._wall_origin = start_time.astimezone(dt.UTC) if start_time is not None else dt.datetime.now(dt.UTC)
         self._vms: dict[str, VmRef] = {}
+        self._vm_locations: dict[str, str] = {}
         self._vaults: dict[VaultKey, Vault] = {}
         self._jobs: dict[str, Job] = {}
         self._operations: dict[str, Operation] = {}
@@ -249,11 +252,39 @@ class State:
         return self._wall_origin + dt.timedelta(seconds=self.clock.now() - self._clock_origin)
 
     # --- VMs ----------------------------------------------------------------
-    def add_vm(self, vm_id: str) -> VmRef:
+    def add_vm(self, vm_id: str, location: str = "westeurope") -> VmRef:
         ref = parse_vm_id(vm_id)
         with self._lock:
             self._vms[ref.key] = ref
+            self._vm_locations[ref.key] = location.replace(" ", "").lower()
         return ref
+
+    def backup_status(self, region: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST .../locations/{region}/backupStatus`` for a VM: which vault holds an item for it
+        (azure-rest-api-specs ``examples/AzureIaasVm/GetBackupStatus.json``). An item stopped
+        with its data retained or soft-deleted still ties the VM to its vault here (assumption:
+        no example shows those states; Azure refuses to protect such a VM in another vault)."""
+        resource_id = body.get("resourceId")
+        if not isinstance(resource_id, str) or str(body.get("resourceType", "")).lower() != "vm":
+            raise invalid_input("backupStatus needs resourceId and resourceType 'VM'.")
+        ref = parse_vm_id(resource_id)
+        with self._lock:
+            for vault in self._vaults.values():
+                found = vault.items.get(item_name(ref.resource_group, ref.name).lower())
+                if found is not None and found.vm.key == ref.key:
+                    policy = found.policy_id.rsplit("/", 1)[-1] if found.policy_id else None
+                    answer: dict[str, Any] = {
+                        "protectionStatus": "Protected",
+                        "vaultId": vault.id,
+                        "fabricName": "Azure",
+                        "containerName": found.container,
+                        "protectedItemName": found.name,
+                        "errorCode": "Success",
+                    }
+                    if policy:
+                        answer["policyName"] = policy
+                    return answer
+            return {"protectionStatus": "NotProtected", "errorCode": "Success"}
 
     # --- vaults ---------------------------------------------------------
     def put_vault(self, sub: str, rg: str, name: str, body: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
@@ -271,6 +302,9 @@ class State:
         key = (sub.lower(), rg.lower(), name.lower())
         with self._lock:
             existing = self._vaults.get(key)
+            _check_irreversible(existing.properties if existing else None, props)
+            if existing:
+                props = _keep_irreversible(existing.properties, props)
             vault = Vault(
                 subscription=existing.subscription if existing else sub,
                 resource_group=existing.resource_group if existing else rg,
@@ -290,6 +324,21 @@ class State:
                 }
             self._vaults[key] = vault
             return existing is None, self._vault_body(vault)
+
+    def patch_vault(self, sub: str, rg: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PATCH merges ``properties`` into the vault (how azurerm locks a vault after creating it
+        Unlocked: ``client.UpdateThenPoll`` with only ``securitySettings``), under the same
+        one-way rules as PUT."""
+        props = body.get("properties") or {}
+        if not isinstance(props, dict):
+            raise ApiError(400, "InvalidRequestContent", "The 'properties' value must be an object.")
+        with self._lock:
+            vault = self.require_vault(sub, rg, name)
+            merged = _merge(vault.properties, props)
+            _check_irreversible(vault.properties, merged)
+            vault.properties = merged
+            vault.etag = f"W/\"datetime'{iso(self.now()).replace(':', '%3A')}'\""
+            return self._vault_body(vault)
 
     def get_vault(self, sub: str, rg: str, name: str) -> dict[str, Any]:
         with self._lock:
@@ -367,22 +416,36 @@ class State:
             raise invalid_input(
                 f"protectedItemType '{item_type}' is not supported; use 'Microsoft.Compute/virtualMachines'."
             )
+        if props.get("isRehydrate") is True:  # azurerm's undelete body carries nothing else
+            with self._lock:
+                return self._undelete(vault, vault.items.get(item.lower()), item)
         source = props.get("sourceResourceId")
         if not isinstance(source, str):
             raise invalid_input("properties.sourceResourceId is required.")
         ref = parse_vm_id(source)
-        policy_id = props.get("policyId")
-        if not isinstance(policy_id, str) or not policy_id:
-            raise invalid_input("properties.policyId is required to enable protection.")
         with self._lock:
+            key = item.lower()
+            existing = vault.items.get(key)
+            if existing is not None and existing.deferred_delete_at is not None:
+                # Azure refuses to touch a soft-deleted item until it is undeleted (docs:
+                # soft-delete-virtual-machines "To restore the soft-deleted VM, it must first be
+                # undeleted"). The exact error code is not documented anywhere we found.
+                raise ApiError(
+                    400,
+                    "UserErrorBackupItemSoftDeleted",
+                    f"Protected item '{item}' is in soft-deleted state; undelete it before configuring protection.",
+                )
+            if props.get("protectionState") == "ProtectionStopped":
+                return self._stop_protection(vault, existing, item)
+            policy_id = props.get("policyId")
+            if not isinstance(policy_id, str) or not policy_id:
+                raise invalid_input("properties.policyId is required to enable protection.")
             vm = self._vms.get(ref.key)
             if vm is None:
                 raise resource_not_found("Microsoft.Compute/virtualMachines", ref.name, ref.resource_group)
             if (vm.resource_group.lower(), vm.name.lower()) != (i_rg, i_vm):
                 raise invalid_input(f"sourceResourceId '{source}' does not match protected item '{item}'.")
             policy = self._policy_for_id(vault, policy_id)
-            key = item.lower()
-            existing = vault.items.get(key)
             if existing is None:
                 existing = Item(
                     vault_id=vault.id,
@@ -395,6 +458,9 @@ class State:
             else:
                 existing.policy_id = policy_id
                 existing.policy_type = str(policy.properties.get("policyType", "V1"))
+                if existing.protection_state == "ProtectionStopped":
+                    # "Resume backup" of an item stopped with retained data: protected again.
+                    existing.protection_state = "Protected" if existing.recovery_points else "IRPending"
             vault_key = _vault_key(vault)
             op = self._new_operation(vault_key, key, "protect")
             job = self._new_job(
@@ -402,6 +468,39 @@ class State:
             )
             op.job_id = job.job_id
             return op
+
+    def _stop_protection(self, vault: Vault, existing: Item | None, item: str) -> Operation:
+        """"Stop backup and retain data": ``protectionState: ProtectionStopped`` without a policy
+        (``examples/AzureIaasVm/StopProtection.json``, whose answer keeps ``policyId``).
+        Recovery points stay; no backup runs any more."""
+        if existing is None:
+            raise ApiError(
+                404,
+                "BMSUserErrorItemNotFound",
+                f"Protected item '{item}' was not found in vault '{vault.name}'.",
+            )
+        existing.protection_state = "ProtectionStopped"
+        op = self._new_operation(_vault_key(vault), item.lower(), "protect")
+        # "DisableBackup"/"Undelete" are values of the spec's job operation enum (JobOperationType:
+        # ... ConfigureBackup, Backup, Restore, DisableBackup, DeleteBackupData, ..., Undelete).
+        job = self._new_job(
+            vault, existing, "DisableBackup", JobOutcome("Completed"), user_triggered=True, duration=0.0
+        )
+        op.job_id = job.job_id
+        return op
+
+    def _undelete(self, vault: Vault, existing: Item | None, item: str) -> Operation:
+        """``isRehydrate: true`` moves a soft-deleted item "into Pause state" (the SDK's model
+        docs; azurerm ``resourceRecoveryServicesVaultBackupProtectedVMRecoverSoftDeleted`` sends
+        exactly this body): ProtectionStopped with its recovery points."""
+        if existing is None or existing.deferred_delete_at is None:
+            raise invalid_input(f"Protected item '{item}' is not in soft-deleted state.")
+        existing.deferred_delete_at = None
+        existing.protection_state = "ProtectionStopped"
+        op = self._new_operation(_vault_key(vault), item.lower(), "protect")
+        job = self._new_job(vault, existing, "Undelete", JobOutcome("Completed"), user_triggered=True, duration=0.0)
+        op.job_id = job.job_id
+        return op
 
     def _policy_for_id(self, vault: Vault, policy_id: str) -> Policy:
         parts = [p for p in policy_id.split("/") if p]
@@ -441,9 +540,21 @@ class State:
             return [self._item_body(found) for found in vault.items.values()]
 
     def delete_item(self, vault: Vault, container: str, item: str) -> Operation:
+        """"Stop backup and delete data". With soft delete Enabled/AlwaysON the item and its
+        recovery points stay, flagged ``isScheduledForDeferredDelete`` until
+        ``deferredDeleteTimeInUTC`` = now + the vault's soft-delete retention (docs:
+        soft-delete-virtual-machines; the fields are AzureIaaSVMProtectedItem's in the spec);
+        without soft delete the item is gone at once."""
         with self._lock:
-            self.require_item(vault, container, item)
-            del vault.items[item.lower()]
+            found = self.require_item(vault, container, item)
+            soft = (vault.properties.get("securitySettings") or {}).get("softDeleteSettings") or {}
+            if str(soft.get("softDeleteState", "Enabled")) in ("Enabled", "AlwaysON"):
+                if found.deferred_delete_at is None:
+                    days = int(soft.get("softDeleteRetentionPeriodInDays") or 14)
+                    found.deferred_delete_at = self.now() + dt.timedelta(days=days)
+                    found.protection_state = "ProtectionStopped"
+            else:
+                del vault.items[item.lower()]
             return self._new_operation(_vault_key(vault), item.lower(), "delete")
 
     def _item_body(self, item: Item) -> dict[str, Any]:
@@ -467,6 +578,9 @@ class State:
         props["lastBackupTime"] = NEVER_BACKED_UP if item.last_backup_time is None else iso(item.last_backup_time)
         if item.recovery_points:
             props["lastRecoveryPoint"] = iso(item.recovery_points[-1].time)
+        if item.deferred_delete_at is not None:
+            props["isScheduledForDeferredDelete"] = True
+            props["deferredDeleteTimeInUTC"] = iso(item.deferred_delete_at)
         return {"id": item.id, "name": item.name, "type": ITEM_TYPE, "properties": props}
 
     # --- backups ----------------------------------------------------------
@@ -1024,7 +1138,9 @@ class State:
             vm = self._vms.get(VmRef(sub, rg, name).key)
             if vm is None:
                 raise resource_not_found("Microsoft.Compute/virtualMachines", name, rg)
-            return self.compute.vm_body(self.compute.layout(vm.id, vm.name))
+            location = self._vm_locations.get(vm.key, "westeurope")
+        # The day-two pre-flight reads the region, the restore drill the disk layout: one VM GET.
+        return self.compute.vm_body(self.compute.layout(vm.id, vm.name, location))
 
 
 def _task_statuses(status: str, elapsed: float, half: float, has_error: bool) -> tuple[str, str]:
@@ -1035,6 +1151,72 @@ def _task_statuses(status: str, elapsed: float, half: float, has_error: bool) ->
     if status == "Cancelled":
         return ("Cancelled", "NotStarted") if elapsed < half else ("Completed", "Cancelled")
     return ("InProgress", "NotStarted") if elapsed < half else ("Completed", "InProgress")
+
+
+def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _security(props: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    security = (props or {}).get("securitySettings") or {}
+    immutability = (security.get("immutabilitySettings") or {}).get("state")
+    soft_delete = (security.get("softDeleteSettings") or {}).get("softDeleteState")
+    return immutability, soft_delete
+
+
+def _check_irreversible(old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+    """Azure's one-way vault settings. azurerm ``recovery_services_vault_resource.go``: "The API
+    doesn't allow to set the immutability to 'Locked' on creation ... Locked <- Unlocked <->
+    Disabled", and soft delete AlwaysON cannot be changed (``BMSUserErrorSoftDeleteStateAlwaysOn``
+    in the same file). The immutability error code is not documented; ours is a stand-in."""
+    new_imm, new_soft = _security(new)
+    if old is None:
+        if new_imm == "Locked":
+            raise ApiError(
+                400,
+                "UserErrorImmutabilityStateTransitionNotAllowed",
+                "Immutability cannot be Locked when the vault is created: create it Unlocked, then lock it.",
+            )
+        return
+    old_imm, old_soft = _security(old)
+    if old_imm == "Locked" and new_imm is not None and new_imm != "Locked":
+        raise ApiError(
+            400,
+            "UserErrorImmutabilityStateTransitionNotAllowed",
+            f"Immutability is Locked and cannot be changed to {new_imm}.",
+        )
+    if old_imm == "Disabled" and new_imm == "Locked":
+        raise ApiError(
+            400,
+            "UserErrorImmutabilityStateTransitionNotAllowed",
+            "Immutability can be Locked only from Unlocked.",
+        )
+    if old_soft == "AlwaysON" and new_soft is not None and new_soft != "AlwaysON":
+        raise ApiError(
+            400,
+            "BMSUserErrorSoftDeleteStateAlwaysOn",
+            f"Soft delete is AlwaysON and cannot be changed to {new_soft}.",
+        )
+
+
+def _keep_irreversible(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A PUT that omits a Locked immutability or AlwaysON soft delete does not undo them (they
+    cannot be undone at all); the vault keeps its old settings for the omitted parts."""
+    old_security = old.get("securitySettings") or {}
+    new = copy.deepcopy(new)
+    security = new.setdefault("securitySettings", {})
+    for key in ("immutabilitySettings", "softDeleteSettings"):
+        if key not in security and key in old_security:
+            security[key] = copy.deepcopy(old_security[key])
+    if not security:
+        del new["securitySettings"]
+    return new
 
 
 def _vault_key(vault: Vault) -> VaultKey:

@@ -56,6 +56,8 @@ FREQUENCY_RPO_HOURS: Final[dict[str, int]] = {"Daily": 24, "Weekly": 168}
 AZURE_DEFAULT_INSTANT_RESTORE_DAYS: Final = 2
 AZURE_DEFAULT_SOFT_DELETE_STATE: Final = "Enabled"
 AZURE_DEFAULT_IMMUTABILITY_STATE: Final = "Disabled"
+#: components.backup_vault.LOCK_PENDING_TAG (not imported: the pack runs without the program).
+LOCK_PENDING_TAG: Final = "protected-vm-immutability"
 AZURE_DEFAULT_PUBLIC_NETWORK_ACCESS: Final = "Enabled"
 AZURE_DEFAULT_STORAGE_REDUNDANCY: Final = "GeoRedundant"
 
@@ -276,6 +278,10 @@ def vault_problems(props: Mapping[str, object], req: VaultRequirements) -> list[
     imm_setting = f"{security}.immutabilitySettings.state"
     if immutability is None:
         immutability, imm_setting = AZURE_DEFAULT_IMMUTABILITY_STATE, f"{imm_setting} (not set: Azure's default)"
+    elif immutability == "Unlocked" and get_path(props, f"tags.{LOCK_PENDING_TAG}") == "Locked":
+        # A new vault is created Unlocked (Azure refuses Locked at creation) and locked by the
+        # program's VaultLock step right after; the tag says so (components/backup_vault.py).
+        immutability = "Locked"
     problems.extend(
         check_allowed(
             immutability, imm_setting, req.allowed_immutability_states, "nobody may shorten retention or delete points"

@@ -194,6 +194,47 @@ class ItemHealth:
     last_recovery_point: dt.datetime | None
 
 
+#: Microsoft.RecoveryServices/vaults and Microsoft.Compute/virtualMachines API versions for the
+#: two plain ARM reads (and one PATCH) outside the backup SDK.
+VAULT_API_VERSION = "2025-02-01"
+COMPUTE_API_VERSION = "2024-07-01"
+
+
+@dataclass(frozen=True)
+class ItemState:
+    protection_state: str
+    soft_deleted: bool
+    policy_id: str | None
+
+
+@dataclass(frozen=True)
+class VaultSecurity:
+    location: str
+    immutability: str | None
+    soft_delete: str | None
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+@dataclass(frozen=True)
+class BackupStatus:
+    protection_status: str
+    vault_id: str | None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def _json_body(body: Mapping[str, Any]) -> Any:
+    """A raw JSON body for the SDK: its typed models drop or reshape day-two fields
+    (``isRehydrate`` without a policy), and IO[bytes] is the overload that sends bytes as-is."""
+    import io
+    import json
+
+    return io.BytesIO(json.dumps(body).encode())
+
+
 # --- conversions from SDK models (raw JSON access where the SDK's typing is too strict) --------
 
 
@@ -606,11 +647,197 @@ class BackupApi:
         ).result()
         return operation_id_from_headers(captured)
 
+    # --- day two: item lifecycle (components/vm_protection.py) ------------------------------------
+
+    def item_state(self, vm: VmRef) -> ItemState | None:
+        """The item's protection state and soft-delete flag, or None when the vault has no item
+        for the VM (404)."""
+        try:
+            item = self.client.protected_items.get(
+                self.vault.name, self.vault.resource_group, FABRIC_NAME, vm.container_name, vm.protected_item_name
+            )
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return None
+            raise
+        props = _raw(_raw(item).get("properties"))
+        return ItemState(
+            protection_state=str(props.get("protectionState") or ""),
+            soft_deleted=bool(props.get("isScheduledForDeferredDelete")),
+            policy_id=str(props["policyId"]) if props.get("policyId") else None,
+        )
+
+    def _put_item(self, vm: VmRef, properties: dict[str, Any], what: str) -> None:
+        """PUT the item with a raw body; the SDK's poller follows Azure's 202 +
+        ``Azure-AsyncOperation`` to the end and raises on a failed operation."""
+        try:
+            self.client.protected_items.begin_create_or_update(
+                self.vault.name,
+                self.vault.resource_group,
+                FABRIC_NAME,
+                vm.container_name,
+                vm.protected_item_name,
+                _json_body({"properties": properties}),
+            ).result()
+        except HttpResponseError as error:
+            raise RuntimeError(f"{vm.name}: {what} failed: {error_code(error)}: {error.message}") from error
+
+    def _wait_item_operation(self, vm: VmRef, headers: Mapping[str, str], what: str, timeout: float) -> None:
+        if not headers:
+            return  # 200/204 without an operation: done synchronously
+        operation = operation_id_from_headers(headers)
+        waited = 0.0
+        while True:
+            status = self.client.protected_item_operation_statuses.get(
+                self.vault.name,
+                self.vault.resource_group,
+                FABRIC_NAME,
+                vm.container_name,
+                vm.protected_item_name,
+                operation,
+            )
+            raw = _raw(status)
+            state = str(raw.get("status") or "")
+            if state == "Succeeded":
+                return
+            if state in ("Failed", "Canceled", "Cancelled"):
+                error = _raw(raw.get("error"))
+                raise RuntimeError(f"{vm.name}: {what} failed: {error.get('code')}: {error.get('message')}")
+            if waited >= timeout:
+                raise RuntimeError(f"{vm.name}: {what} still {state or 'running'} after {timeout:.0f}s")
+            self._sleep(2.0)
+            waited += 2.0
+
+    def stop_protection_retain_data(self, vm: VmRef) -> None:
+        """Azure's "stop backup and retain data": a PUT with ``protectionState: ProtectionStopped``
+        and no policy (azure-rest-api-specs ``examples/AzureIaasVm/StopProtection.json``; azurerm
+        ``backup_protected_vm_resource.go`` does the same on destroy when
+        ``VMBackupStopProtectionAndRetainDataOnDestroy`` is set). Recovery points are kept."""
+        self._put_item(
+            vm,
+            {
+                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "sourceResourceId": vm.vm_id,
+                "protectionState": "ProtectionStopped",
+            },
+            "stop protection (retain data)",
+        )
+
+    def undelete_item(self, vm: VmRef) -> None:
+        """Undo a soft delete: a PUT with ``isRehydrate: true`` (azurerm
+        ``resourceRecoveryServicesVaultBackupProtectedVMRecoverSoftDeleted``; the SDK documents the
+        flag as "deferred deleted DS is to be moved into Pause state"): the item comes back
+        ProtectionStopped with its recovery points, ready to be protected again."""
+        self._put_item(
+            vm,
+            {
+                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "sourceResourceId": vm.vm_id,
+                "isRehydrate": True,
+            },
+            "undelete",
+        )
+
+    def delete_item_data(self, vm: VmRef) -> None:
+        """Azure's "stop backup and delete data" (DELETE on the item); with soft delete the data
+        stays recoverable for the vault's soft-delete retention, then it is gone."""
+        captured: dict[str, str] = {}
+
+        def keep_headers(response: PipelineResponse[Any, Any], _body: object, _headers: object) -> None:
+            captured.update(response.http_response.headers)
+
+        self.client.protected_items.delete(
+            self.vault.name,
+            self.vault.resource_group,
+            FABRIC_NAME,
+            vm.container_name,
+            vm.protected_item_name,
+            cls=keep_headers,
+        )
+        self._wait_item_operation(vm, captured, "delete backup data", 600.0)
+
+    def backup_status(self, vm: VmRef, region: str) -> BackupStatus:
+        """Which vault (if any) protects the VM: ``POST .../locations/{region}/backupStatus``
+        (``examples/AzureIaasVm/GetBackupStatus.json``)."""
+        response = self.client.backup_status.get(
+            region, {"resourceId": vm.vm_id, "resourceType": "VM"}
+        )
+        raw = _raw(response)
+        return BackupStatus(
+            protection_status=str(raw.get("protectionStatus") or ""),
+            vault_id=str(raw["vaultId"]) if raw.get("vaultId") else None,
+            error_code=str(raw["errorCode"]) if raw.get("errorCode") else None,
+            error_message=str(raw["errorMessage"]) if raw.get("errorMessage") else None,
+        )
+
+    # --- day two: the vault's one-way settings and the pre-flight's VM read --------------------------
+
+    def _arm_json(self, method: str, path: str, api_version: str, body: Mapping[str, Any] | None = None) -> Any:
+        """A plain ARM call through the backup client's pipeline (same credential, retries and
+        endpoint override): the vault's security settings and a VM's region are not part of the
+        backup SDK."""
+        import json
+
+        from azure.core.rest import HttpRequest
+
+        request = HttpRequest(
+            method,
+            f"{path}?api-version={api_version}",
+            json=dict(body) if body is not None else None,
+        )
+        response = self.client.send_request(request)
+        if response.status_code >= 400:
+            raise HttpResponseError(response=response)
+        return json.loads(response.text()) if response.text() else None
+
+    def vault_settings(self) -> VaultSecurity:
+        """The vault's immutability and soft-delete state as Azure has them now."""
+        body = _raw(self._arm_json("GET", self.vault.id, VAULT_API_VERSION))
+        security = _raw(_raw(body.get("properties")).get("securitySettings"))
+        return VaultSecurity(
+            location=str(body.get("location") or "").replace(" ", "").lower(),
+            immutability=_text(_raw(security.get("immutabilitySettings")).get("state")),
+            soft_delete=_text(_raw(security.get("softDeleteSettings")).get("softDeleteState")),
+        )
+
+    def set_immutability(self, state: str) -> None:
+        """PATCH only the immutability (azurerm locks a new vault this way after creating it
+        Unlocked: ``recovery_services_vault_resource.go``, ``UpdateThenPoll``)."""
+        self._arm_json(
+            "PATCH",
+            self.vault.id,
+            VAULT_API_VERSION,
+            {"properties": {"securitySettings": {"immutabilitySettings": {"state": state}}}},
+        )
+
+    def vm_location(self, vm: VmRef) -> str | None:
+        """The VM's region, or None when it does not exist (404)."""
+        try:
+            body = _raw(self._arm_json("GET", vm.vm_id, COMPUTE_API_VERSION))
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return None
+            raise
+        return str(body.get("location") or "").replace(" ", "").lower() or None
+
+    def resume_protection(self, vm: VmRef, policy_id: str) -> None:
+        """Protect (again) with ``policy_id``: the same PUT that enables protection resumes an item
+        stopped with retained data ("resume backup"); its recovery points are kept."""
+        self._put_item(
+            vm,
+            {
+                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "sourceResourceId": vm.vm_id,
+                "policyId": policy_id,
+            },
+            "resume protection",
+        )
+
+
 # --- restore drill: targets and the managed-disk slice of Microsoft.Compute ----------------------
 
 #: Microsoft.Compute api-versions the drill speaks (disks: the DiskRP version of the official examples).
 DISKS_API_VERSION = "2024-03-02"
-VMS_API_VERSION = "2024-07-01"
 
 
 @dataclass(frozen=True)
@@ -656,7 +883,7 @@ class ComputeApi:
         return response
 
     def source_vm(self, vm_id: str) -> SourceVm:
-        body = self._send("GET", f"{vm_id}?api-version={VMS_API_VERSION}").json()
+        body = self._send("GET", f"{vm_id}?api-version={COMPUTE_API_VERSION}").json()
         profile = _raw(_raw(body.get("properties")).get("storageProfile"))
         names = [str(_raw(profile.get("osDisk")).get("name") or "")]
         names += [str(_raw(disk).get("name") or "") for disk in profile.get("dataDisks") or []]

@@ -12,6 +12,8 @@ from typing import Any
 
 from components.initial_backup import TYPE_TOKEN as INITIAL_BACKUP_TYPE
 from components.mock_preview import Plan, PlannedResource
+from components.vault_lock import TYPE_TOKEN as VAULT_LOCK_TYPE
+from components.vm_protection import TYPE_TOKEN as VM_PROTECTION_TYPE
 from rehearsal.table import render_table
 
 _SHORT_TYPES = {
@@ -19,6 +21,8 @@ _SHORT_TYPES = {
     "protected-vm:index:ProtectedVM": "ProtectedVM (component)",
     "azure-native:recoveryservices:Vault": "recoveryservices:Vault",
     "azure-native:recoveryservices:ProtectionPolicy": "recoveryservices:ProtectionPolicy",
+    VAULT_LOCK_TYPE: "VaultLock (after the vault)",
+    VM_PROTECTION_TYPE: "VmProtection (pre-flight)",
     "azure-native:recoveryservices:ProtectedItem": "recoveryservices:ProtectedItem",
     INITIAL_BACKUP_TYPE: "InitialBackup (post-deploy)",
 }
@@ -90,6 +94,10 @@ def describe(resource: PlannedResource) -> str:
         parts = vm_id.split("/")
         where = f"{parts[-1]} (rg {parts[4]})" if len(parts) > 4 else vm_id
         return f"{where} -> item {inputs.get('protectedItemName')}"
+    if resource.type == VAULT_LOCK_TYPE:
+        return f"immutability {inputs.get('immutability')}, soft delete {inputs.get('softDelete')} (never downgraded)"
+    if resource.type == VM_PROTECTION_TYPE:
+        return f"{str(inputs.get('vmId', '')).split('/')[-1]}: on removal {inputs.get('onRemove')}"
     settings = inputs.get("settings")
     if isinstance(settings, Mapping):
         vms = inputs.get("vmIds") or inputs.get("vm_ids") or []

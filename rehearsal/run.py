@@ -330,16 +330,29 @@ def _seed(emu: Any, plan: Plan, vault: Any, vms: Sequence[Any], printer: _Printe
 
     vaults = plan.of_type(VAULT_TYPE)
     if vaults:
+        import copy
+
+        from components.vault_lock import VaultLockProvider
+
         inputs = vaults[0].inputs
+        properties = copy.deepcopy(dict(inputs.get("properties") or {}))
+        immutability = (properties.get("securitySettings") or {}).get("immutabilitySettings") or {}
+        wanted = immutability.get("state")
+        if wanted == "Locked":  # a new vault: Azure refuses Locked at creation (VaultLock locks it)
+            immutability["state"] = "Unlocked"
         emu.create_vault(
             vault.subscription_id,
             vault.resource_group,
             vault.name,
             location=inputs.get("location") or "westeurope",
             sku=dict(inputs.get("sku") or {"name": "RS0", "tier": "Standard"}),
-            properties=dict(inputs.get("properties") or {}),
+            properties=properties,
         )
         printer.line(f"vault {vault.name}: created from the plan")
+        if wanted == "Locked":
+            soft = ((properties.get("securitySettings") or {}).get("softDeleteSettings") or {}).get("softDeleteState")
+            done = VaultLockProvider.apply(BackupApi(client, vault), "Locked", str(soft or ""))
+            printer.line(f"vault {vault.name}: created Unlocked, then locked by VaultLock ({done})")
     else:
         emu.create_vault(vault.subscription_id, vault.resource_group, vault.name)
         printer.line(f"vault {vault.name}: existing (reused by the stack), emulated with defaults")

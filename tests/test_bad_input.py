@@ -40,8 +40,12 @@ VALID: dict[str, Any] = {
     "policy": {"name": "pol-test", "type": "Standard", "retention": {"daily": 7}},
     "vms": [VM],
     "initialBackup": {"verify": "completed"},
+    "onRemove": "retainData",
 }
-KNOWN = "known settings are protected-vm:initialBackup, protected-vm:policy, protected-vm:vault, protected-vm:vms"
+KNOWN = (
+    "known settings are protected-vm:initialBackup, protected-vm:onRemove, protected-vm:policy, "
+    "protected-vm:vault, protected-vm:vms"
+)
 VM_SHAPE = "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>"
 
 

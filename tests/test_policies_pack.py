@@ -273,11 +273,16 @@ def test_prod_with_seven_day_daily_retention_is_blocked_on_the_policy_and_every_
         PROD_DAILY_MESSAGE,
     )
     coverage = [v for v in violations if v.policy == COVERAGE_POLICY]
-    assert [v.resource_name for v in coverage] == ["vm-web-prod-01-item", "vm-web-prod-02-item", "vm-api-prod-01-item"]
+    assert sorted(v.resource_name for v in coverage) == [
+        "rg-app-prod-vm-api-prod-01-item",
+        "rg-app-prod-vm-web-prod-01-item",
+        "rg-app-prod-vm-web-prod-02-item",
+    ]
     assert all(v.mandatory for v in violations)
     assert coverage[0].message == (
-        "ProtectedItem 'vm-web-prod-01-item' protects VM /subscriptions/00000000-0000-0000-0000-0000000000a1/"
-        "resourceGroups/rg-app-prod/providers/Microsoft.Compute/virtualMachines/vm-web-prod-01 (requiredVmIds) "
+        "ProtectedItem 'rg-app-prod-vm-web-prod-01-item' protects VM "
+        "/subscriptions/00000000-0000-0000-0000-0000000000a1/resourceGroups/rg-app-prod/"
+        "providers/Microsoft.Compute/virtualMachines/vm-web-prod-01 (requiredVmIds) "
         "with ProtectionPolicy 'backup-policy', which fails: "
         "properties.retentionPolicy.dailySchedule.retentionDuration.count = 7 days "
         "is below this environment's minimum of 30 days"

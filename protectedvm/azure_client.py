@@ -773,22 +773,10 @@ class BackupApi:
     # --- day two: the vault's one-way settings and the pre-flight's VM read --------------------------
 
     def _arm_json(self, method: str, path: str, api_version: str, body: Mapping[str, Any] | None = None) -> Any:
-        """A plain ARM call through the backup client's pipeline (same credential, retries and
-        endpoint override): the vault's security settings and a VM's region are not part of the
-        backup SDK."""
-        import json
-
-        from azure.core.rest import HttpRequest
-
-        request = HttpRequest(
-            method,
-            f"{path}?api-version={api_version}",
-            json=dict(body) if body is not None else None,
-        )
-        response = self.client.send_request(request)
-        if response.status_code >= 400:
-            raise HttpResponseError(response=response)
-        return json.loads(response.text()) if response.text() else None
+        """A plain ARM call (:func:`arm_send`): the vault's security settings and a VM's region are
+        not part of the backup SDK."""
+        response = arm_send(self.client, method, f"{path}?api-version={api_version}", body)
+        return response.json() if response.text() else None
 
     def vault_settings(self) -> VaultSecurity:
         """The vault's immutability and soft-delete state as Azure has them now."""
@@ -834,6 +822,22 @@ class BackupApi:
         )
 
 
+def arm_send(
+    client: RecoveryServicesBackupClient, method: str, url: str, body: Mapping[str, Any] | None = None
+) -> Any:
+    """One plain ARM request through a backup client's own pipeline (``send_request``: the same
+    credential, retry policy, transport and endpoint override), for the few calls outside the
+    backup SDK (vault security settings, Compute VMs and disks). An error status raises
+    ``HttpResponseError`` parsed as ARM's error format, so :func:`error_code` reads Azure's code."""
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    response = client.send_request(HttpRequest(method, url, json=dict(body) if body is not None else None))
+    if response.status_code >= 400:
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    return response
+
+
 # --- restore drill: targets and the managed-disk slice of Microsoft.Compute ----------------------
 
 #: Microsoft.Compute api-versions the drill speaks (disks: the DiskRP version of the official examples).
@@ -873,14 +877,7 @@ class ComputeApi:
         self.client = client
 
     def _send(self, method: str, url: str, body: Mapping[str, Any] | None = None) -> Any:
-        from azure.core.rest import HttpRequest
-        from azure.mgmt.core.exceptions import ARMErrorFormat
-
-        request = HttpRequest(method, url, json=dict(body) if body is not None else None)
-        response = self.client.send_request(request)
-        if response.status_code >= 400:
-            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
-        return response
+        return arm_send(self.client, method, url, body)
 
     def source_vm(self, vm_id: str) -> SourceVm:
         body = self._send("GET", f"{vm_id}?api-version={COMPUTE_API_VERSION}").json()

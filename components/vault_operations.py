@@ -16,7 +16,7 @@ Every resource type outside ``recoveryservices`` is imported only when a stack u
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
@@ -200,7 +200,7 @@ def _one_of(raw: Mapping[str, object], keys: tuple[str, str], setting: str, prob
     if len(present) != 1:
         problems.append(
             f"{setting} needs exactly one of {keys[0]} (reference an existing one) or {keys[1]} (create one)"
-            + (f"; both are set" if len(present) == 2 else "")
+            + ("; both are set" if len(present) == 2 else "")
         )
         return None
     return present[0]
@@ -522,7 +522,9 @@ def add_operations(
             location="Global",
             properties=alertsmanagement.AlertProcessingRulePropertiesArgs(
                 scopes=[vault_id],
-                actions=[alertsmanagement.AddActionGroupsArgs(action_type="AddActionGroups", action_group_ids=[group_id])],
+                actions=[
+                    alertsmanagement.AddActionGroupsArgs(action_type="AddActionGroups", action_group_ids=[group_id])
+                ],
                 enabled=True,
                 description="protected-vm: route the vault's backup alerts to the action group",
             ),
@@ -616,7 +618,9 @@ def add_operations(
                 private_endpoint_name=pe_name,
                 resource_group_name=resource_group,
                 private_dns_zone_configs=[
-                    network.PrivateDnsZoneConfigArgs(name=zone.rsplit("/", 1)[-1].replace(".", "-"), private_dns_zone_id=zone)
+                    network.PrivateDnsZoneConfigArgs(
+                        name=zone.rsplit("/", 1)[-1].replace(".", "-"), private_dns_zone_id=zone
+                    )
                     for zone in endpoint.private_dns_zone_ids
                 ],
                 opts=pulumi.ResourceOptions(parent=parent, depends_on=[made.private_endpoint]),

@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
-import pulumi
+if TYPE_CHECKING:  # the policy pack imports this module's constants without the Pulumi program
+    import pulumi
 
 #: The six resource-specific tables Backup Reports read (Azure docs "Configure Azure Backup
 #: reports", backup-azure-configure-reports: "send data to the resource-specific tables";
@@ -460,6 +461,8 @@ def add_operations(
 ) -> OperationsResources:
     """Register the vault's operations resources as children of the vault component. All of them
     depend on the vault; none of them is a parent of anything existing, so no URN moves."""
+    import pulumi
+
     made = OperationsResources()
     after = pulumi.ResourceOptions(parent=parent, depends_on=[vault])
     tag_map = dict(tags) if tags else None

@@ -510,3 +510,29 @@ def test_the_operations_policy_config_rejects_unknown_keys() -> None:
         OperationsRequirements.from_config({"requireLock": True})
     assert "requireLock is not a known setting: known settings are requireAlertRouting, requireBackupReports, " \
         "requireDeleteLock, requireMultiUserAuthorization" in str(caught.value)
+
+
+# --- the rehearsal: the emulator accepts what the rehearsal deploys --------------------------------
+
+
+def test_the_rehearsal_puts_monitoringSettings_and_encryption_with_its_identity_into_the_emulator(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    import yaml
+
+    from components.mock_preview import STACKS_DIR
+    from rehearsal.run import RehearsalOptions, rehearse
+
+    document = yaml.safe_load((STACKS_DIR / "Pulumi.dev.yaml").read_text())
+    document["config"]["protected-vm:vault"]["encryption"] = {"keyUri": KEY_URI, "identityId": IDENTITY_ID}
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document))
+    out = io.StringIO()
+    report = rehearse(RehearsalOptions(stack="dev", stacks_dir=tmp_path, speed=120.0, drill=False), out)
+    text = out.getvalue()
+    assert report.exit_code == 0, text
+    assert (
+        "vault rsv-pvm-dev-weu: monitoringSettings accepted: job failure alerts Enabled, classic alerts Disabled"
+    ) in text
+    assert f"vault rsv-pvm-dev-weu: encryption accepted: key {KEY_URI}, infrastructure encryption Enabled" in text

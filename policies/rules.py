@@ -19,7 +19,7 @@ from typing import Final, cast
 
 from components import validation as v
 from components.validation import Frequency, PolicyType, Tier
-from components.vault_operations import BACKUP_REPORT_CATEGORIES, DEDICATED, LOCK_LEVEL
+from components.vault_operations import BACKUP_GROUP_ID, BACKUP_REPORT_CATEGORIES, DEDICATED, LOCK_LEVEL
 from policies.thresholds import (
     TIERS,
     VM_TYPE,
@@ -543,6 +543,7 @@ LOCK_TYPE: Final = "azure-native:authorization:ManagementLockByScope"
 DIAGNOSTIC_TYPE: Final = "azure-native:monitor:DiagnosticSetting"
 ALERT_RULE_TYPE: Final = "azure-native:alertsmanagement:AlertProcessingRuleByName"
 GUARD_PROXY_TYPE: Final = "azure-native:recoveryservices:ResourceGuardProxy"
+PRIVATE_ENDPOINT_TYPE: Final = "azure-native:network:PrivateEndpoint"
 
 
 def _vault_keys(vault: StackResource) -> set[str]:
@@ -588,6 +589,18 @@ def _routes_to_action_group(rule: StackResource) -> bool:
         and a.get("actionType") == "AddActionGroups"
         and (a.get("actionGroupIds") is UNKNOWN or bool(a.get("actionGroupIds")))
         for a in actions
+    )
+
+
+def _connects_backup(endpoint: StackResource, vault: StackResource) -> bool:
+    connections = endpoint.props.get("privateLinkServiceConnections")
+    if connections is UNKNOWN:
+        return True
+    return any(
+        isinstance(c, Mapping)
+        and _targets_vault(c.get("privateLinkServiceId"), vault, endpoint)
+        and (c.get("groupIds") is UNKNOWN or BACKUP_GROUP_ID in (c.get("groupIds") or []))
+        for c in (connections if isinstance(connections, list) else [])
     )
 
 
@@ -697,4 +710,15 @@ def vault_operations_problems(
                         "protected-vm:vault.multiUserAuthorization)",
                     )
                 )
+        if req.require_private_endpoint and not any(
+            _connects_backup(endpoint, vault) for endpoint in by_type.get(PRIVATE_ENDPOINT_TYPE, [])
+        ):
+            problems.append(
+                StackProblem(
+                    vault.urn,
+                    f"{subject} has no private endpoint: no {PRIVATE_ENDPOINT_TYPE} connects to the vault with "
+                    f"groupIds [{BACKUP_GROUP_ID!r}] (this environment requires one; "
+                    "set protected-vm:vault.privateEndpoint)",
+                )
+            )
     return problems

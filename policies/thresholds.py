@@ -139,6 +139,11 @@ OPERATIONS_SCHEMA: Final[dict[str, dict[str, Any]]] = {
         "default": False,
         "description": "Every vault is associated with a Resource Guard (ResourceGuardProxy).",
     },
+    "requirePrivateEndpoint": {
+        "type": "boolean",
+        "default": False,
+        "description": "Every vault has a private endpoint for its AzureBackup sub-resource.",
+    },
 }
 
 INITIAL_BACKUP_SCHEMA: Final[dict[str, dict[str, Any]]] = {
@@ -400,6 +405,7 @@ class OperationsRequirements:
     require_alert_routing: bool = False
     require_backup_reports: bool = False
     require_multi_user_authorization: bool = False
+    require_private_endpoint: bool = False
 
     @staticmethod
     def from_config(raw: Mapping[str, Any] | None, policy: str = "vault-operations") -> OperationsRequirements:
@@ -409,6 +415,7 @@ class OperationsRequirements:
             require_alert_routing=reader.boolean("requireAlertRouting"),
             require_backup_reports=reader.boolean("requireBackupReports"),
             require_multi_user_authorization=reader.boolean("requireMultiUserAuthorization"),
+            require_private_endpoint=reader.boolean("requirePrivateEndpoint"),
         )
         reader.done()
         return result

@@ -536,3 +536,21 @@ def test_the_rehearsal_puts_monitoringSettings_and_encryption_with_its_identity_
         "vault rsv-pvm-dev-weu: monitoringSettings accepted: job failure alerts Enabled, classic alerts Disabled"
     ) in text
     assert f"vault rsv-pvm-dev-weu: encryption accepted: key {KEY_URI}, infrastructure encryption Enabled" in text
+
+
+def test_requirePrivateEndpoint_wants_a_PrivateEndpoint_with_groupIds_AzureBackup_on_the_vault() -> None:
+    req = OperationsRequirements(require_delete_lock=False, require_private_endpoint=True)
+    site_recovery = StackResource(
+        rules.PRIVATE_ENDPOINT_TYPE,
+        "pe",
+        "urn:pe",
+        {"privateLinkServiceConnections": [{"privateLinkServiceId": PROD_VAULT_ID, "groupIds": ["AzureSiteRecovery"]}]},
+    )
+    assert [p.message for p in vault_operations_problems([VAULT, site_recovery], req)] == [
+        "Vault 'vault' has no private endpoint: no azure-native:network:PrivateEndpoint connects to the vault with "
+        "groupIds ['AzureBackup'] (this environment requires one; set protected-vm:vault.privateEndpoint)"
+    ]
+    plan = plan_of("prod", privateEndpoint={"subnetId": SUBNET_ID})
+    config = load_env_config("prod")
+    config["vault-operations"] = {**config["vault-operations"], "requirePrivateEndpoint": True}
+    assert run_policies(plan.resources, config, stack="prod") == []

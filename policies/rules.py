@@ -544,6 +544,7 @@ DIAGNOSTIC_TYPE: Final = "azure-native:monitor:DiagnosticSetting"
 ALERT_RULE_TYPE: Final = "azure-native:alertsmanagement:AlertProcessingRuleByName"
 GUARD_PROXY_TYPE: Final = "azure-native:recoveryservices:ResourceGuardProxy"
 PRIVATE_ENDPOINT_TYPE: Final = "azure-native:network:PrivateEndpoint"
+RESOURCE_GUARD_TYPE: Final = "azure-native:dataprotection:ResourceGuard"
 
 
 def _vault_keys(vault: StackResource) -> set[str]:
@@ -602,6 +603,43 @@ def _connects_backup(endpoint: StackResource, vault: StackResource) -> bool:
         and (c.get("groupIds") is UNKNOWN or BACKUP_GROUP_ID in (c.get("groupIds") or []))
         for c in (connections if isinstance(connections, list) else [])
     )
+
+
+def _subscription_of(arm_id: object) -> str | None:
+    parts = arm_id.split("/") if isinstance(arm_id, str) else []
+    return parts[2].lower() if len(parts) > 2 and parts[1].lower() == "subscriptions" else None
+
+
+def _guard_subscription_problems(
+    vault: StackResource, proxies: Sequence[StackResource], created: Sequence[StackResource]
+) -> list[StackProblem]:
+    """A guard its vault's owners can administer guards nothing (Azure docs: the Backup admin must
+    not hold Contributor on the guard; put it in another subscription or tenant). A guard this
+    stack creates is deployed by the vault's own pipeline, so it fails at preview already."""
+    vault_sub = _subscription_of(vault.props.get("id"))
+    problems: list[StackProblem] = []
+    for proxy in proxies:
+        guard = get_path(proxy.props, "properties.resourceGuardResourceId")
+        own = [g for g in created if _lower(g.props.get("id")) == _lower(guard) or _depends_on(proxy, g.urn)]
+        if own or (guard is UNKNOWN and created and not proxy.property_dependencies):
+            problems.append(
+                StackProblem(
+                    proxy.urn,
+                    f"{label(proxy.type, proxy.name)} of {label(vault.type, vault.name)} uses a Resource Guard this "
+                    "stack creates: this environment requires the Resource Guard in a subscription the vault's "
+                    "owners do not administer (set multiUserAuthorization.resourceGuardId)",
+                )
+            )
+        elif vault_sub is not None and _subscription_of(guard) == vault_sub:
+            problems.append(
+                StackProblem(
+                    proxy.urn,
+                    f"{label(proxy.type, proxy.name)} of {label(vault.type, vault.name)}: properties."
+                    f"resourceGuardResourceId = {guard!r} is in the vault's own subscription: this environment "
+                    "requires the Resource Guard in a subscription the vault's owners do not administer",
+                )
+            )
+    return problems
 
 
 def _report_gaps(setting: StackResource) -> list[str]:
@@ -710,6 +748,8 @@ def vault_operations_problems(
                         "protected-vm:vault.multiUserAuthorization)",
                     )
                 )
+            elif req.require_resource_guard_in_another_subscription:
+                problems.extend(_guard_subscription_problems(vault, proxies, by_type.get(RESOURCE_GUARD_TYPE, [])))
         if req.require_private_endpoint and not any(
             _connects_backup(endpoint, vault) for endpoint in by_type.get(PRIVATE_ENDPOINT_TYPE, [])
         ):

@@ -139,6 +139,11 @@ OPERATIONS_SCHEMA: Final[dict[str, dict[str, Any]]] = {
         "default": False,
         "description": "Every vault is associated with a Resource Guard (ResourceGuardProxy).",
     },
+    "requireResourceGuardInAnotherSubscription": {
+        "type": "boolean",
+        "default": False,
+        "description": "The Resource Guard must be outside the vault's subscription (not administered by its owners).",
+    },
     "requirePrivateEndpoint": {
         "type": "boolean",
         "default": False,
@@ -405,6 +410,7 @@ class OperationsRequirements:
     require_alert_routing: bool = False
     require_backup_reports: bool = False
     require_multi_user_authorization: bool = False
+    require_resource_guard_in_another_subscription: bool = False
     require_private_endpoint: bool = False
 
     @staticmethod
@@ -415,6 +421,7 @@ class OperationsRequirements:
             require_alert_routing=reader.boolean("requireAlertRouting"),
             require_backup_reports=reader.boolean("requireBackupReports"),
             require_multi_user_authorization=reader.boolean("requireMultiUserAuthorization"),
+            require_resource_guard_in_another_subscription=reader.boolean("requireResourceGuardInAnotherSubscription"),
             require_private_endpoint=reader.boolean("requirePrivateEndpoint"),
         )
         reader.done()

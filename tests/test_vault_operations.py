@@ -554,3 +554,28 @@ def test_requirePrivateEndpoint_wants_a_PrivateEndpoint_with_groupIds_AzureBacku
     config = load_env_config("prod")
     config["vault-operations"] = {**config["vault-operations"], "requirePrivateEndpoint": True}
     assert run_policies(plan.resources, config, stack="prod") == []
+
+
+def test_prod_refuses_a_resource_guard_in_the_vaults_own_subscription() -> None:
+    same = GUARD_ID.replace("00000000-0000-0000-0000-0000000000e1", PROD_SUB)
+    plan = plan_of("prod", multiUserAuthorization={"resourceGuardId": same})
+    violations = run_policies(plan.resources, load_env_config("prod"), stack="prod")
+    assert [(v.policy, v.resource_name, v.message) for v in violations] == [
+        (
+            "vault-operations",
+            "backup-vault-mua",
+            f"ResourceGuardProxy 'backup-vault-mua' of Vault 'backup-vault': properties.resourceGuardResourceId = "
+            f"{same!r} is in the vault's own subscription: this environment requires the Resource Guard in a "
+            "subscription the vault's owners do not administer",
+        )
+    ]
+    # a guard the stack creates is deployed by the vault's own pipeline: refused at preview already
+    for preview in (False, True):
+        config = stack_config("prod", multiUserAuthorization={"resourceGuardName": "guard-prod"})
+        created = evaluate(deploy, config, "prod", preview=preview)
+        found = run_policies(created.resources, load_env_config("prod"), stack="prod")
+        assert [v.message for v in found] == [
+            "ResourceGuardProxy 'backup-vault-mua' of Vault 'backup-vault' uses a Resource Guard this stack creates: "
+            "this environment requires the Resource Guard in a subscription the vault's owners do not administer "
+            "(set multiUserAuthorization.resourceGuardId)"
+        ]

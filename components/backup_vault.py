@@ -15,6 +15,13 @@ from pulumi_azure_native import recoveryservices as rs
 
 from components.config import PolicySettings, ScheduleSettings, VaultSettings
 from components.vault_lock import VaultLock
+from components.vault_operations import (
+    OperationsResources,
+    add_operations,
+    encryption_args,
+    monitoring_settings,
+    vault_identity,
+)
 
 #: Azure ignores the date part of schedule and retention times; a fixed date keeps diffs stable.
 _TIME_ANCHOR_DATE = "2024-01-01"
@@ -55,8 +62,11 @@ def vault_properties(settings: VaultSettings, *, creating: bool = False) -> rs.V
     ``creating``: Azure refuses Locked on creation, so a new vault is created Unlocked and
     :class:`~components.vault_lock.VaultLock` locks it right after."""
     immutability = "Unlocked" if creating and settings.immutability == "Locked" else settings.immutability
+    operations = settings.operations
     return rs.VaultPropertiesArgs(
         public_network_access=settings.public_network_access,
+        monitoring_settings=monitoring_settings(operations.alerts),
+        encryption=encryption_args(operations.encryption) if operations.encryption else None,
         redundancy_settings=rs.VaultPropertiesRedundancySettingsArgs(
             standard_tier_storage_redundancy=settings.storage_redundancy,
             cross_region_restore="Enabled" if settings.cross_region_restore else "Disabled",
@@ -201,6 +211,8 @@ class BackupVault(pulumi.ComponentResource):
         self.vault: rs.Vault | None = None
         self.policy: rs.ProtectionPolicy | None = None
         self.lock: VaultLock | None = None
+        #: Lock, alerts, reports, MUA, private endpoint; empty for a reused vault (owned elsewhere).
+        self.operations = OperationsResources()
 
         self.location = None if vault.reuses_existing else (vault.location or location)
         if vault.reuses_existing:
@@ -219,6 +231,7 @@ class BackupVault(pulumi.ComponentResource):
                 resource_group_name=vault.resource_group,
                 location=vault.location or location,
                 sku=rs.SkuArgs(name="RS0", tier="Standard"),
+                identity=vault_identity(vault.operations.encryption),
                 properties=vault_properties(vault, creating=creating),
                 tags=vault_tags or None,
                 # Deleting a vault with soft-deleted items fails in Azure and loses nothing
@@ -234,6 +247,17 @@ class BackupVault(pulumi.ComponentResource):
                 immutability=vault.immutability,
                 soft_delete=vault.soft_delete,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vault]),
+            )
+            self.operations = add_operations(
+                f"{name}-vault",
+                settings=vault.operations,
+                vault=self.vault,
+                vault_id=self.vault.id,
+                vault_name=vault.name,
+                resource_group=vault.resource_group,
+                location=self.location,
+                tags=tags,
+                parent=self,
             )
 
         if policy.reuses_existing:

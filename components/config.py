@@ -16,6 +16,7 @@ from typing import Literal, cast
 
 from components import validation as v
 from components.validation import AzureId, Frequency, PolicyType, ValidationError
+from components.vault_operations import OPERATIONS_KEYS, OperationsSettings, parse_operations
 
 VerifyMode = Literal["none", "started", "completed"]
 
@@ -34,6 +35,8 @@ class VaultSettings:
     soft_delete_retention_days: int = 14
     immutability: str = "Unlocked"
     public_network_access: str = "Disabled"
+    #: Lock, alerts, reports, multi-user authorization, CMK, private endpoint (vault_operations.py).
+    operations: OperationsSettings = field(default_factory=OperationsSettings)
 
     @property
     def reuses_existing(self) -> bool:
@@ -174,6 +177,7 @@ _VAULT_KEYS = {
     "softDeleteRetentionDays",
     "immutability",
     "publicNetworkAccess",
+    *OPERATIONS_KEYS,
 }
 _POLICY_KEYS = {"name", "existingId", "type", "timeZone", "instantRestoreDays", "schedule", "retention"}
 _SCHEDULE_KEYS = {"frequency", "time", "weekdays", "hourlyInterval", "hourlyWindowHours"}
@@ -385,6 +389,7 @@ def _parse_vault(raw: Mapping[str, object], setting: str, problems: list[str]) -
     if location is not None and not isinstance(location, str):
         problems.append(f"{setting}.location = {location!r} must be a string (an Azure region such as westeurope)")
         location = None
+    operations = parse_operations(raw, setting, pna, problems)
     return VaultSettings(
         name=name,
         resource_group=resource_group,
@@ -395,6 +400,7 @@ def _parse_vault(raw: Mapping[str, object], setting: str, problems: list[str]) -
         soft_delete_retention_days=sd_days if isinstance(sd_days, int) else defaults.soft_delete_retention_days,
         immutability=str(immutability),
         public_network_access=str(pna),
+        operations=operations,
     )
 
 

@@ -219,6 +219,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         name_key = _NAME_INPUTS.get(args.typ)
         if name_key and name_key in inputs and not self.preview:
             outputs["name"] = inputs[name_key]
+        identity = outputs.get("identity")
+        if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+            # Azure answers a map keyed by identity id (PUTVault_WithCMK.json), not the input list.
+            assigned: dict[str, dict[str, str]] = {key: {} for key in identity["userAssignedIdentities"]}
+            outputs["identity"] = {**identity, "userAssignedIdentities": assigned}
         self.resources.append(
             PlannedResource(args.typ, args.name, inputs, resource_id, bool(args.custom), self.preview)
         )

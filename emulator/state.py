@@ -36,6 +36,7 @@ from .names import (
     parse_vm_id,
 )
 from .policy_rules import check_iaas_vm_policy
+from .vault_settings import check_vault_settings
 
 VaultKey = tuple[str, str, str]
 
@@ -299,6 +300,7 @@ class State:
         if isinstance(identity, dict) and "systemassigned" in str(identity.get("type", "")).lower():
             identity.setdefault("principalId", str(uuid.uuid4()))
             identity.setdefault("tenantId", "00000000-0000-0000-0000-000000000000")
+        check_vault_settings(props, identity)
         key = (sub.lower(), rg.lower(), name.lower())
         with self._lock:
             existing = self._vaults.get(key)
@@ -335,6 +337,7 @@ class State:
         with self._lock:
             vault = self.require_vault(sub, rg, name)
             merged = _merge(vault.properties, props)
+            check_vault_settings(merged, vault.identity)
             _check_irreversible(vault.properties, merged)
             vault.properties = merged
             vault.etag = f"W/\"datetime'{iso(self.now()).replace(':', '%3A')}'\""

@@ -22,6 +22,15 @@ _SHORT_TYPES = {
     "azure-native:recoveryservices:Vault": "recoveryservices:Vault",
     "azure-native:recoveryservices:ProtectionPolicy": "recoveryservices:ProtectionPolicy",
     VAULT_LOCK_TYPE: "VaultLock (after the vault)",
+    "azure-native:authorization:ManagementLockByScope": "authorization:ManagementLock",
+    "azure-native:monitor:ActionGroup": "monitor:ActionGroup",
+    "azure-native:alertsmanagement:AlertProcessingRuleByName": "alertsmanagement:AlertProcessingRule",
+    "azure-native:operationalinsights:Workspace": "operationalinsights:Workspace",
+    "azure-native:monitor:DiagnosticSetting": "monitor:DiagnosticSetting",
+    "azure-native:dataprotection:ResourceGuard": "dataprotection:ResourceGuard",
+    "azure-native:recoveryservices:ResourceGuardProxy": "recoveryservices:ResourceGuardProxy",
+    "azure-native:network:PrivateEndpoint": "network:PrivateEndpoint",
+    "azure-native:network:PrivateDnsZoneGroup": "network:PrivateDnsZoneGroup",
     VM_PROTECTION_TYPE: "VmProtection (pre-flight)",
     "azure-native:recoveryservices:ProtectedItem": "recoveryservices:ProtectedItem",
     INITIAL_BACKUP_TYPE: "InitialBackup (post-deploy)",
@@ -81,8 +90,11 @@ def describe(resource: PlannedResource) -> str:
             f"{redundancy.get('standardTierStorageRedundancy')}, CRR {redundancy.get('crossRegionRestore')}, "
             f"soft delete {soft.get('softDeleteState')} ({_n(soft.get('softDeleteRetentionPeriodInDays'))}d), "
             f"immutability {(security.get('immutabilitySettings') or {}).get('state')}, "
-            f"public access {props.get('publicNetworkAccess')}"
+            f"public access {props.get('publicNetworkAccess')}" + _vault_operations(props)
         )
+    described = _describe_operations(resource.type, inputs, props)
+    if described is not None:
+        return described
     if resource.type == "azure-native:recoveryservices:ProtectionPolicy":
         kind = "Enhanced (V2)" if props.get("policyType") == "V2" else "Standard (V1)"
         return (
@@ -106,6 +118,60 @@ def describe(resource: PlannedResource) -> str:
             f"timeout {_n(settings.get('timeoutMinutes'))}min, poll {_n(settings.get('pollSeconds'))}s"
         )
     return ""
+
+
+def _vault_operations(props: Mapping[str, Any]) -> str:
+    """The vault's alert switches and encryption (issue 17), appended to its row."""
+    monitoring = props.get("monitoringSettings") or {}
+    job = (monitoring.get("azureMonitorAlertSettings") or {}).get("alertsForAllJobFailures")
+    classic = (monitoring.get("classicAlertSettings") or {}).get("alertsForCriticalOperations")
+    text = f", job failure alerts {job}, classic alerts {classic}" if monitoring else ""
+    encryption = props.get("encryption") or {}
+    if encryption:
+        key = str((encryption.get("keyVaultProperties") or {}).get("keyUri", ""))
+        infra = encryption.get("infrastructureEncryption")
+        text += f", CMK {key.split('/keys/')[-1]} (infrastructure encryption {infra})"
+    return text
+
+
+def _describe_operations(kind: str, inputs: Mapping[str, Any], props: Mapping[str, Any]) -> str | None:
+    """Rows of the vault's operations resources: shown in the plan and checked by the policy pack;
+    the emulator serves none of their APIs, so the rehearsal does not deploy them."""
+    last = lambda value: str(value).rsplit("/", 1)[-1]  # noqa: E731
+    if kind == "azure-native:authorization:ManagementLockByScope":
+        return f"{inputs.get('lockName')}: {inputs.get('level')} on the vault"
+    if kind == "azure-native:monitor:ActionGroup":
+        hooks = inputs.get("webhookReceivers") or []
+        if isinstance(hooks, Mapping):  # a secret (webhook URLs carry tokens): count, never show
+            hooks = hooks.get("value") or []
+        emails = ", ".join(r.get("emailAddress", "") for r in inputs.get("emailReceivers") or [])
+        name = f"{inputs.get('actionGroupName')} ({inputs.get('groupShortName')})"
+        return f"{name}: e-mail {emails or 'none'}, {len(hooks)} webhook(s) (secret)"
+    if kind == "azure-native:alertsmanagement:AlertProcessingRuleByName":
+        groups = [g for a in props.get("actions") or [] for g in a.get("actionGroupIds") or []]
+        return f"{inputs.get('alertProcessingRuleName')}: vault alerts -> {', '.join(last(g) for g in groups) or '?'}"
+    if kind == "azure-native:operationalinsights:Workspace":
+        return f"{inputs.get('workspaceName')}: retention {_n(inputs.get('retentionInDays'))}d"
+    if kind == "azure-native:monitor:DiagnosticSetting":
+        logs = [entry.get("category") for entry in inputs.get("logs") or [] if entry.get("enabled")]
+        return (
+            f"{len(logs)} backup log tables ({inputs.get('logAnalyticsDestinationType')}) -> "
+            f"workspace {last(inputs.get('workspaceId') or 'created here')}"
+        )
+    if kind == "azure-native:dataprotection:ResourceGuard":
+        return f"{inputs.get('resourceGuardsName')} (created next to the vault)"
+    if kind == "azure-native:recoveryservices:ResourceGuardProxy":
+        guard = str(props.get("resourceGuardResourceId") or "created here")
+        sub = guard.split("/")[2] if guard.startswith("/subscriptions/") else "this stack"
+        return f"{inputs.get('resourceGuardProxyName')}: guard {last(guard)} (subscription {sub})"
+    if kind == "azure-native:network:PrivateEndpoint":
+        subnet = str((inputs.get("subnet") or {}).get("id", ""))
+        groups = [g for c in inputs.get("privateLinkServiceConnections") or [] for g in c.get("groupIds") or []]
+        return f"{inputs.get('privateEndpointName')}: {', '.join(groups)} in subnet {last(subnet)}"
+    if kind == "azure-native:network:PrivateDnsZoneGroup":
+        zones = [last(z.get("privateDnsZoneId")) for z in inputs.get("privateDnsZoneConfigs") or []]
+        return f"zones {', '.join(zones)}"
+    return None
 
 
 _ORDER = list(_SHORT_TYPES)

@@ -340,15 +340,20 @@ def _seed(emu: Any, plan: Plan, vault: Any, vms: Sequence[Any], printer: _Printe
         wanted = immutability.get("state")
         if wanted == "Locked":  # a new vault: Azure refuses Locked at creation (VaultLock locks it)
             immutability["state"] = "Unlocked"
-        emu.create_vault(
+        identity = dict(inputs.get("identity") or {})
+        if isinstance(identity.get("userAssignedIdentities"), list):  # azure-native's list; ARM's map
+            identity["userAssignedIdentities"] = {i: {} for i in identity["userAssignedIdentities"]}
+        created = emu.create_vault(
             vault.subscription_id,
             vault.resource_group,
             vault.name,
             location=inputs.get("location") or "westeurope",
             sku=dict(inputs.get("sku") or {"name": "RS0", "tier": "Standard"}),
             properties=properties,
+            **({"identity": identity} if identity else {}),
         )
         printer.line(f"vault {vault.name}: created from the plan")
+        _print_vault_operations(created, vault.name, printer)
         if wanted == "Locked":
             soft = ((properties.get("securitySettings") or {}).get("softDeleteSettings") or {}).get("softDeleteState")
             done = VaultLockProvider.apply(BackupApi(client, vault), "Locked", str(soft or ""))
@@ -377,6 +382,21 @@ def _seed(emu: Any, plan: Plan, vault: Any, vms: Sequence[Any], printer: _Printe
     for vm in vms:
         state = api.protected_item(vm).protection_state
         printer.line(f"protection of {vm.name}: {state} (Azure shows 'Warning (initial backup pending)')")
+
+
+def _print_vault_operations(created: Mapping[str, Any], name: str, printer: _Printer) -> None:
+    """The alert switches and encryption as the emulator accepted them (it validates both)."""
+    props = created.get("properties") or {}
+    monitoring = props.get("monitoringSettings") or {}
+    if monitoring:
+        job = (monitoring.get("azureMonitorAlertSettings") or {}).get("alertsForAllJobFailures")
+        classic = (monitoring.get("classicAlertSettings") or {}).get("alertsForCriticalOperations")
+        printer.line(f"vault {name}: monitoringSettings accepted: job failure alerts {job}, classic alerts {classic}")
+    encryption = props.get("encryption") or {}
+    if encryption:
+        key = (encryption.get("keyVaultProperties") or {}).get("keyUri")
+        infra = encryption.get("infrastructureEncryption")
+        printer.line(f"vault {name}: encryption accepted: key {key}, infrastructure encryption {infra}")
 
 
 def _ensure_policy(emu: Any, vault: Any, policy_id: str, printer: _Printer) -> None:

@@ -91,8 +91,9 @@ def test_the_valid_engine_config_parses() -> None:
         (
             {"vault": json.dumps({**VALID["vault"], "softDeleteState": "Disabled"})},
             [
-                "vault.softDeleteState is not a known setting: known settings are crossRegionRestore, existingId, "
-                "immutability, location, name, publicNetworkAccess, resourceGroup, softDelete, "
+                "vault.softDeleteState is not a known setting: known settings are alerts, crossRegionRestore, "
+                "encryption, existingId, immutability, location, lock, multiUserAuthorization, name, "
+                "privateEndpoint, publicNetworkAccess, reports, resourceGroup, softDelete, "
                 "softDeleteRetentionDays, storageRedundancy; did you mean softDelete?"
             ],
         ),

@@ -29,6 +29,26 @@ PROTECTION = "pulumi-python:dynamic/protectedvm:VmProtection"
 LOCK = "pulumi-python:dynamic/protectedvm:VaultLock"
 
 
+#: Issue 17's operations resources, new in each stack (new resources only: no existing URN moves).
+OPERATIONS_ADDED = {
+    "dev": [],
+    "staging": [
+        "backup-vault-delete-lock",
+        "backup-vault-action-group",
+        "backup-vault-alert-routing",
+        "backup-vault-workspace",
+        "backup-vault-reports",
+    ],
+    "prod": [
+        "backup-vault-delete-lock",
+        "backup-vault-action-group",
+        "backup-vault-alert-routing",
+        "backup-vault-reports",
+        "backup-vault-mua",
+    ],
+}
+
+
 def vm_id(name: str, rg: str = "rg-a", sub: str = SUB) -> str:
     return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
 
@@ -71,9 +91,14 @@ def test_todays_stacks_keep_every_urn_and_only_gain_a_vm_protection_per_vm_and_a
     vms = json.loads(load_stack_config(stack)["protected-vm:vms"])
     created = outcome.created()
     assert sorted(urn.rsplit("::", 1)[1] for urn in created) == sorted(
-        ["backup-vault-lock"] + [f"{vm.split('/')[4]}-{vm.split('/')[-1]}-protection".lower() for vm in vms]
+        ["backup-vault-lock"]
+        + [f"{vm.split('/')[4]}-{vm.split('/')[-1]}-protection".lower() for vm in vms]
+        + OPERATIONS_ADDED[stack]
     )
-    assert all(f"${PROTECTION}::" in urn or f"${LOCK}::" in urn for urn in created)
+    assert all(
+        f"${PROTECTION}::" in urn or f"${LOCK}::" in urn or urn.rsplit("::", 1)[1] in OPERATIONS_ADDED[stack]
+        for urn in created
+    )
     # prod's Locked vault in particular keeps its URN, so nothing is replaced
     vault = (
         f"urn:pulumi:{stack}::protected-vm::protected-vm:index:BackupVault"

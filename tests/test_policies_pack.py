@@ -39,6 +39,7 @@ from policies.stack_policies import COVERAGE_POLICY, coverage_policy
 from policies.thresholds import (
     CoverageRequirements,
     InitialBackupRequirements,
+    OperationsRequirements,
     RetentionRequirements,
     ScheduleRequirements,
     VaultRequirements,
@@ -56,6 +57,7 @@ PARSERS: dict[str, Any] = {
     "vault-security": VaultRequirements.from_config,
     "initial-backup-retention": InitialBackupRequirements.from_config,
     "vm-backup-coverage": CoverageRequirements.from_config,
+    "vault-operations": OperationsRequirements.from_config,
 }
 
 
@@ -199,6 +201,7 @@ def test_pack_has_uniquely_named_policies_each_with_a_config_schema() -> None:
         "vault-security",
         "initial-backup-retention",
         "vm-backup-coverage",
+        "vault-operations",
     ]
     assert all(p.config_schema is not None for p in definition.policies)
 
@@ -298,13 +301,15 @@ def test_dev_stack_file_fails_prods_policies_on_every_prod_requirement() -> None
         by_policy[violation.policy] = by_policy.get(violation.policy, 0) + 1
     # prod's three required VMs are missing; dev's policy lacks three tiers, keeps 7 < 30 dailies,
     # runs daily (RPO 24 > 4) with 2 < 7 instant-restore days; dev's vault fails four vault rules;
-    # dev's initial backup keeps its point 7 < 30 days and only checks that the job started.
+    # dev's initial backup keeps its point 7 < 30 days and only checks that the job started;
+    # dev's vault has no delete lock, alert routing, backup reports or Resource Guard (issue 17).
     assert by_policy == {
         "backup-retention": 4,
         "backup-schedule": 2,
         "vault-security": 4,
         "initial-backup-retention": 2,
         "vm-backup-coverage": 3,
+        "vault-operations": 4,
     }
     initial = [v.message for v in violations if v.policy == "initial-backup-retention"]
     assert initial == [
@@ -392,5 +397,6 @@ def test_main_imports_from_the_pack_directory_and_builds_the_pack_with_the_stack
             "vault-security",
             "initial-backup-retention",
             "vm-backup-coverage",
+            "vault-operations",
         ],
     }

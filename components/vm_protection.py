@@ -32,6 +32,7 @@ import pulumi.dynamic as dyn
 
 from components.config import DELETE_DATA, ON_REMOVE_VALUES, RETAIN_DATA
 from components.dynamic_pickling import pickler_restored
+from components.engine_values import is_unknown
 
 VAULT_ID = "vaultId"
 VM_ID = "vmId"
@@ -39,15 +40,6 @@ VAULT_LOCATION = "vaultLocation"
 POLICY_ID = "policyId"
 ON_REMOVE = "onRemove"
 TYPE_TOKEN = "pulumi-python:dynamic/protectedvm:VmProtection"
-
-
-def is_unknown(value: object) -> bool:
-    """Unknown inputs reach check/diff as ``pulumi.output.Unknown`` under a real engine, or as
-    the ``rpc.UNKNOWN`` sentinel string on older paths."""
-    from pulumi.output import Unknown
-    from pulumi.runtime import rpc
-
-    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
 
 
 class PreflightError(Exception):

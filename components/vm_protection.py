@@ -12,8 +12,8 @@
   late 400.
 * **Re-adding a VM** whose item is soft-deleted undeletes it first (Azure refuses to protect a
   soft-deleted item) and resumes protection of a stopped or undeleted item with the stack's
-  policy, keeping its recovery points (see :meth:`VmProtectionProvider.prepare` for what
-  azure-native's ``ProtectedItem`` then needs).
+  policy, keeping its recovery points; the VM's ``ProtectedItem`` then imports the item (see
+  :meth:`VmProtectionProvider.prepare`).
 * **A resource never becomes another VM** (:meth:`check`): should an alias or a rename ever match
   this resource's state to a different VM, preview fails instead of the old VM's protection being
   stopped.
@@ -194,10 +194,10 @@ class VmProtectionProvider(dyn.ResourceProvider):
 
         A VM removed earlier (its data retained, or soft-deleted by ``deleteData``) comes back:
         a soft-deleted item is undeleted first (Azure refuses to protect it otherwise), then
-        protection is resumed with ``policy_id``. azure-native's ``ProtectedItem`` then finds the
-        item existing and refuses to create it ("cannot create already existing resource"): the
-        item has to be adopted with ``pulumi import`` (README, failure modes). Protection does
-        not wait for that.
+        protection is resumed with ``policy_id``. The program found that item before (it asks
+        Azure for every VM's item: ``components.protected_vm.kept_item_ids``), so azure-native's
+        ``ProtectedItem``, which depends on this resource, imports it instead of refusing to
+        create an existing resource, and finds it already on the stack's policy.
 
         Runs :meth:`preflight` first (again: ``check`` ran it at preview for a new VM)."""
         VmProtectionProvider.preflight(api, vault.id, vault.name, vm, vault_location)
@@ -214,10 +214,7 @@ class VmProtectionProvider(dyn.ResourceProvider):
             api.resume_protection(vm, policy_id)
             _warn(
                 f"{vm.name}: protection resumed with its retained recovery points ({resumed} before); "
-                "if the ProtectedItem then reports 'cannot create already existing resource', adopt it: "
-                f"pulumi import azure-native:recoveryservices:ProtectedItem <name> '{vault.id}/backupFabrics/Azure/"
-                f"protectionContainers/{vm.container_name}/protectedItems/{vm.protected_item_name}' "
-                "--parent 'parent=<ProtectedVM URN>' --generate-code=false"
+                "its backup item is imported into the stack, not created again"
             )
         return resumed
 

@@ -4,6 +4,7 @@ resource of ours reads them the same way."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 
@@ -31,13 +32,24 @@ def has_unknown(value: object) -> bool:
     return False
 
 
+#: Azure's "no such resource", as azure-native's error text carries it: the HTTP status in the
+#: autorest form (``Status=404 Code="ResourceNotFound"``) or the azcore form (``RESPONSE 404: 404
+#: Not Found`` / ``ERROR CODE: ResourceNotFound``), or an ARM/Backup error code ending in NotFound
+#: (``ResourceNotFound``, ``ResourceGroupNotFound``; ``BMSUserErrorItemNotFound`` is the emulator's
+#: code for a missing item, an assumption: no Microsoft example of that 404 found). A bare "404"
+#: is not enough: the ids in the same text hold GUIDs, and a subscription ``...-4041-...`` must
+#: not turn a 403 into "absent".
+_NOT_FOUND = re.compile(
+    r"\bStatus(?:Code)?=404\b|\bRESPONSE 404\b|\b404 Not Found\b"
+    r"|\b(?:Resource|ResourceGroup|BMSUserErrorItem)NotFound\b"
+)
+
+
 def is_not_found(error: BaseException) -> bool:
     """Whether a failed azure-native invoke means "Azure has no such resource".
 
     The SDK raises a plain ``Exception`` carrying the provider's error text; azure-native's
     ``Invoke`` wraps the ARM error as ``request failed <id>: <error>`` (pulumi-azure-native
-    ``provider/pkg/provider/provider.go``), whose text carries the HTTP status and Azure's code
-    (``ResourceNotFound`` for a missing vault, ``BMSUserErrorItemNotFound`` for a missing backup
-    item). Anything else (no credentials, throttling) is not "absent" and must not be read so."""
-    text = str(error)
-    return "ResourceNotFound" in text or "404" in text or "NotFound" in text
+    ``provider/pkg/provider/provider.go``). Anything else (no permission, throttling) is not
+    "absent" and must not be read so."""
+    return _NOT_FOUND.search(str(error)) is not None

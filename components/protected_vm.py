@@ -37,7 +37,11 @@ def kept_item_ids(vault: VaultSettings, targets: Sequence[VmTarget]) -> dict[str
     Azure too and gets the same id: for the engine that is "in state with the same ID", i.e. a
     resource like any other (pulumi/pulumi developer-docs/architecture/import.md). The id is the
     one Azure returns, which is also the one azure-native keeps in state on create (provider.go
-    ``defaultCreate``: "Read the canonical ID from the response").
+    ``defaultCreate``: "Read the canonical ID from the response"). It is not rebuilt from our
+    inputs: Azure spells it ``.../protectionContainers/IaasVMContainer;iaasvmcontainerv2;...
+    /protectedItems/VM;iaasvmcontainerv2;...`` (azure-rest-api-specs
+    ``examples/AzureIaasVm/Compute_ProtectedItem_Get.json``) while we send lower-case names, and
+    the engine compares ids exactly.
 
     One ``getProtectedItem`` invoke per VM, all issued before any is awaited, so a stack of many
     VMs waits for about one Azure read per run, not one per VM. A vault that does not exist yet

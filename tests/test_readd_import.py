@@ -79,25 +79,55 @@ def test_a_brand_new_stacks_preview_imports_nothing_because_its_vault_does_not_e
     assert imports(mocks, preview=True) == {WEB_ITEM: None, API_ITEM: None}
 
 
-def test_items_already_in_state_get_the_id_they_were_created_with_and_keep_every_urn() -> None:
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_items_already_in_state_get_the_id_they_were_created_with_and_keep_every_urn(stack: str) -> None:
     """An existing stack: every item exists in Azure. Each gets ``import_`` = the id its create
     recorded (azure-native keeps Azure's id on create), which the engine treats as "in state with
     the same ID": a resource like any other. URNs and inputs are exactly those of a run without
     the lookup, so the plan does not change."""
-    config = load_stack_config("dev")
+    config = load_stack_config(stack)
+    subscription = json.loads(config["protected-vm:vms"])[0].split("/")[2]
     with recording() as before_regs:
-        before = evaluate(deploy, config, "dev", mocks=RecordingMocks(SUB))
+        before = evaluate(deploy, config, stack, mocks=RecordingMocks(subscription))
     created = {item.name: item.id for item in before.of_type(ITEM)}
-    mocks = RecordingMocks(SUB, existing_items=list(created.values()))
+    assert created and [i.import_id for i in before.of_type(ITEM)] == [None] * len(created)
+    mocks = RecordingMocks(subscription, existing_items=list(created.values()))
     with recording() as after_regs:
-        after = evaluate(deploy, config, "dev", mocks=mocks)
+        after = evaluate(deploy, config, stack, mocks=mocks)
     assert {item.name: item.import_id for item in after.of_type(ITEM)} == created
     outcome = match_against({r.urn for r in before_regs}, after_regs)
     assert (outcome.errors, outcome.deleted, outcome.created()) == ([], [], [])
+
     def inputs(plan: Any) -> dict[tuple[str, str], dict[str, Any]]:
         return {(r.type, r.name): dict(r.inputs) for r in plan.resources}
 
     assert inputs(after) == inputs(before)
+
+
+def test_a_protected_vm_with_its_own_vault_looks_its_item_up_itself() -> None:
+    from components.config import PolicySettings, VaultSettings
+    from components.protected_vm import ProtectedVM
+
+    vm = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/solo-vm"
+    kept = (
+        f"/subscriptions/{SUB}/resourceGroups/rg-solo/providers/Microsoft.RecoveryServices/vaults/rsv-solo"
+        "/backupFabrics/Azure/protectionContainers/IaasVMContainer;iaasvmcontainerv2;rg-app;solo-vm"
+        "/protectedItems/VM;iaasvmcontainerv2;rg-app;solo-vm"
+    )
+
+    def program() -> None:
+        ProtectedVM(
+            "solo",
+            {
+                "vm_id": vm,
+                "vault": VaultSettings(name="rsv-solo", resource_group="rg-solo"),
+                "policy": PolicySettings(name="pol-solo"),
+                "location": "westeurope",
+            },
+        )
+
+    plan = evaluate(program, {}, "dev", mocks=RecordingMocks(SUB, existing_items=[kept]))
+    assert [item.import_id for item in plan.of_type(ITEM)] == [kept]
 
 
 def test_the_item_is_imported_after_its_vm_protection_resumed_it() -> None:

@@ -24,6 +24,16 @@ from components.vm_protection import RETAIN_DATA, VmProtection
 FABRIC_NAME = "Azure"
 PROTECTED_ITEM_TYPE = "Microsoft.Compute/virtualMachines"
 ITEM_INVOKE = "azure-native:recoveryservices:getProtectedItem"
+#: An imported item's inputs come from its id (pulumi-azure-native ``Read``: "Extract inputs from
+#: resource's ID", ``ParseResourceID`` keeps the id's spelling), and Azure spells the container and
+#: item ``IaasVMContainer;...``/``VM;...`` where we send lower case. azure-native diffs URL path
+#: parameters case-sensitively and replaces on any change (``diff.go`` ``calculateDetailedDiff``):
+#: without this the import would plan a replacement, whose create Azure refuses (the item
+#: exists). Set on every item, imported or not, so an imported item's state (Azure's spelling)
+#: never meets a run without ``import_`` as a diff. Both names are functions of the VM id, hence
+#: of the resource's URN, so ignoring their changes hides nothing: another VM is another
+#: resource, and VmProtection refuses the switch.
+IMPORTED_NAME_INPUTS = ["containerName", "protectedItemName"]
 
 
 def kept_item_ids(vault: VaultSettings, targets: Sequence[VmTarget]) -> dict[str, str]:
@@ -172,7 +182,11 @@ class ProtectedVM(pulumi.ComponentResource):
             # Azure kept from an earlier removal is imported; VmProtection (a dependency) has
             # resumed it with the stack's policy by then, so the import finds what we declare.
             opts=pulumi.ResourceOptions(
-                parent=self, retain_on_delete=True, depends_on=[self.protection], import_=import_id
+                parent=self,
+                retain_on_delete=True,
+                depends_on=[self.protection],
+                import_=import_id,
+                ignore_changes=IMPORTED_NAME_INPUTS,
             ),
         )
         self.vm_id = pulumi.Output.from_input(target.vm_id)

@@ -130,6 +130,32 @@ def test_a_protected_vm_with_its_own_vault_looks_its_item_up_itself() -> None:
     assert [item.import_id for item in plan.of_type(ITEM)] == [kept]
 
 
+def test_the_engine_receives_the_import_id_and_ignores_the_names_azure_spells_differently() -> None:
+    """What RegisterResource carries to the engine. An imported item's inputs are read back from
+    Azure's id (``IaasVMContainer;...``, ``VM;...``) while the program sends lower case; azure-native
+    would diff those URL names as a replacement, so every item ignores changes to them."""
+    from pulumi.runtime import mocks as pulumi_mocks
+
+    kept = item_id(WEB, azure_casing=True)
+    seen: dict[str, tuple[str, list[str]]] = {}
+    original = pulumi_mocks.MockMonitor.RegisterResource
+
+    def register(self: Any, request: Any) -> Any:
+        if request.type == ITEM:
+            seen[request.name] = (request.importId, list(request.ignoreChanges))
+        return original(self, request)
+
+    pulumi_mocks.MockMonitor.RegisterResource = register  # type: ignore[method-assign]
+    try:
+        imports(RecordingMocks(SUB, existing_items=[kept]))
+    finally:
+        pulumi_mocks.MockMonitor.RegisterResource = original  # type: ignore[method-assign]
+    assert seen == {
+        WEB_ITEM: (kept, ["containerName", "protectedItemName"]),
+        API_ITEM: ("", ["containerName", "protectedItemName"]),
+    }
+
+
 def test_the_item_is_imported_after_its_vm_protection_resumed_it() -> None:
     """VmProtection undeletes/resumes the kept item with the stack's policy; the imported item
     depends on it, so the engine imports only after that, and finds the policy the program sets."""

@@ -179,11 +179,11 @@ def test_the_lookups_are_in_flight_together_not_one_after_another() -> None:
                 barrier.wait()
             return super().call(args)
 
-    assert list(imports(GatedMocks(SUB, existing_items=[item_id(API)]), vms=vms).values()) == [
-        None,
-        item_id(API),
-        None,
-    ]
+    assert imports(GatedMocks(SUB, existing_items=[item_id(API)]), vms=vms) == {
+        WEB_ITEM: None,
+        API_ITEM: item_id(API),
+        "rg-app-dev-vm-db-dev-01-item": None,
+    }
 
 
 def test_a_read_that_fails_for_another_reason_stops_the_program_naming_vm_and_vault() -> None:

@@ -180,7 +180,7 @@ class ProtectedVM(pulumi.ComponentResource):
             # Deleting an azure-native ProtectedItem is "stop backup and delete backup data";
             # removal is VmProtection's job (retain data unless onRemove says otherwise). An item
             # Azure kept from an earlier removal is imported; VmProtection (a dependency) has
-            # resumed it with the stack's policy by then, so the import finds what we declare.
+            # resumed it with the stack's policy by then, so the import finds that policy.
             opts=pulumi.ResourceOptions(
                 parent=self,
                 retain_on_delete=True,

@@ -1,5 +1,5 @@
 """A workaround for pulumi's dynamic-provider serialization, shared by every dynamic resource
-this program registers (``VmProtection``, ``VaultLock``; ``InitialBackup`` could use it too)."""
+this program registers (``VmProtection``, ``VaultLock``, ``InitialBackup``)."""
 
 from __future__ import annotations
 

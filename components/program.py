@@ -13,7 +13,7 @@ from pulumi.runtime import config as pulumi_config
 from components.backup_vault import BackupVault
 from components.config import StackSettings, VmTarget, parse_config_values
 from components.initial_backup import InitialBackup
-from components.protected_vm import ProtectedVM
+from components.protected_vm import ProtectedVM, kept_item_ids
 from components.validation import ValidationError
 
 CONFIG_NAMESPACE = "protected-vm"
@@ -107,10 +107,13 @@ def deploy(settings: StackSettings | None = None) -> Deployment:
         location=location,
         tags={"managed-by": "protected-vm", "stack": pulumi.get_stack()},
     )
+    # Items Azure kept from an earlier removal are adopted (imported), not created again.
+    kept = kept_item_ids(settings.vault, settings.vms)
     protected = [
         ProtectedVM(
             resource_name(target),
-            {"vm_id": target.vm_id, "backup_vault": backup_vault, "on_remove": settings.on_remove},
+            {"vm_id": target.vm_id, "backup_vault": backup_vault, "on_remove": settings.on_remove,
+             "import_id": kept.get(target.vm_id.lower())},
             opts=pulumi.ResourceOptions(aliases=aliases) if aliases else None,
         )
         for target, aliases in zip(settings.vms, legacy_aliases(settings.vms), strict=True)

@@ -27,7 +27,7 @@ import pulumi
 import pulumi.dynamic as dyn
 
 from components.dynamic_pickling import pickler_restored
-from components.vm_protection import is_unknown
+from components.engine_values import is_unknown
 
 VAULT_ID = "vaultId"
 IMMUTABILITY = "immutability"

@@ -12,8 +12,8 @@
   late 400.
 * **Re-adding a VM** whose item is soft-deleted undeletes it first (Azure refuses to protect a
   soft-deleted item) and resumes protection of a stopped or undeleted item with the stack's
-  policy, keeping its recovery points (see :meth:`VmProtectionProvider.prepare` for what
-  azure-native's ``ProtectedItem`` then needs).
+  policy, keeping its recovery points; the VM's ``ProtectedItem`` then imports the item (see
+  :meth:`VmProtectionProvider.prepare`).
 * **A resource never becomes another VM** (:meth:`check`): should an alias or a rename ever match
   this resource's state to a different VM, preview fails instead of the old VM's protection being
   stopped.
@@ -32,6 +32,7 @@ import pulumi.dynamic as dyn
 
 from components.config import DELETE_DATA, ON_REMOVE_VALUES, RETAIN_DATA
 from components.dynamic_pickling import pickler_restored
+from components.engine_values import is_unknown
 
 VAULT_ID = "vaultId"
 VM_ID = "vmId"
@@ -39,15 +40,6 @@ VAULT_LOCATION = "vaultLocation"
 POLICY_ID = "policyId"
 ON_REMOVE = "onRemove"
 TYPE_TOKEN = "pulumi-python:dynamic/protectedvm:VmProtection"
-
-
-def is_unknown(value: object) -> bool:
-    """Unknown inputs reach check/diff as ``pulumi.output.Unknown`` under a real engine, or as
-    the ``rpc.UNKNOWN`` sentinel string on older paths."""
-    from pulumi.output import Unknown
-    from pulumi.runtime import rpc
-
-    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
 
 
 class PreflightError(Exception):
@@ -202,10 +194,10 @@ class VmProtectionProvider(dyn.ResourceProvider):
 
         A VM removed earlier (its data retained, or soft-deleted by ``deleteData``) comes back:
         a soft-deleted item is undeleted first (Azure refuses to protect it otherwise), then
-        protection is resumed with ``policy_id``. azure-native's ``ProtectedItem`` then finds the
-        item existing and refuses to create it ("cannot create already existing resource"): the
-        item has to be adopted with ``pulumi import`` (README, failure modes). Protection does
-        not wait for that.
+        protection is resumed with ``policy_id``. The program found that item before (it asks
+        Azure for every VM's item: ``components.protected_vm.kept_item_ids``), so azure-native's
+        ``ProtectedItem``, which depends on this resource, imports it instead of refusing to
+        create an existing resource, and finds it already on the stack's policy.
 
         Runs :meth:`preflight` first (again: ``check`` ran it at preview for a new VM)."""
         VmProtectionProvider.preflight(api, vault.id, vault.name, vm, vault_location)
@@ -222,10 +214,7 @@ class VmProtectionProvider(dyn.ResourceProvider):
             api.resume_protection(vm, policy_id)
             _warn(
                 f"{vm.name}: protection resumed with its retained recovery points ({resumed} before); "
-                "if the ProtectedItem then reports 'cannot create already existing resource', adopt it: "
-                f"pulumi import azure-native:recoveryservices:ProtectedItem <name> '{vault.id}/backupFabrics/Azure/"
-                f"protectionContainers/{vm.container_name}/protectedItems/{vm.protected_item_name}' "
-                "--parent 'parent=<ProtectedVM URN>' --generate-code=false"
+                "its backup item is imported into the stack, not created again"
             )
         return resumed
 

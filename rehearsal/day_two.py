@@ -168,7 +168,7 @@ def run_day_two(stack: str, out: Callable[[str], None] = print) -> int:
             Scenario(
                 f"re-add {gone_ref.name}",
                 f"VmProtection: {resumed} -> protection resumed; item {state.protection_state if state else '?'}; "
-                "then `pulumi import` of the item (azure-native finds it existing); InitialBackup proves a new point",
+                "then the item is imported (the program found it in Azure); InitialBackup proves a new point",
                 f"{gone_ref.name}: {before} -> {points(gone)}",
                 resumed == "stopped" and state is not None and points(gone) == before + 1,
             )

@@ -14,6 +14,7 @@ import pulumi
 from pulumi_azure_native import recoveryservices as rs
 
 from components.config import PolicySettings, ScheduleSettings, VaultSettings
+from components.engine_values import is_not_found
 from components.vault_lock import VaultLock
 from components.vault_operations import (
     OperationsResources,
@@ -37,8 +38,7 @@ def vault_exists(resource_group: str, name: str) -> bool:
     try:
         rs.get_vault(resource_group_name=resource_group, vault_name=name)
     except Exception as error:  # the engine raises a plain Exception carrying Azure's error
-        text = str(error)
-        if "ResourceNotFound" in text or "404" in text or "NotFound" in text:
+        if is_not_found(error):
             return False
         raise
     return True

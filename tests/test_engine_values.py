@@ -42,3 +42,22 @@ def test_a_403_whose_ids_contain_404_is_not_not_found() -> None:
         "protectedItems/read'\""
     )
     assert not is_not_found(Exception(text))
+
+
+def test_vault_exists_reads_only_azures_not_found_as_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new vault is created Unlocked first: misreading a 403 as "absent" would send Unlocked to a
+    Locked vault, so only Azure's 404 counts and anything else stops the program."""
+    from components import backup_vault
+
+    def answer(text: str) -> object:
+        def get_vault(**_: object) -> object:
+            raise Exception(text)
+
+        return get_vault
+
+    monkeypatch.setattr(backup_vault.rs, "get_vault", answer('request failed v: Status=404 Code="ResourceNotFound"'))
+    assert backup_vault.vault_exists("rg", "v") is False
+    forbidden = f'request failed {ITEM}: Status=403 Code="AuthorizationFailed" Message="denied"'
+    monkeypatch.setattr(backup_vault.rs, "get_vault", answer(forbidden))
+    with pytest.raises(Exception, match="AuthorizationFailed"):
+        backup_vault.vault_exists("rg", "v")

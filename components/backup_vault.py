@@ -26,7 +26,6 @@ from components.vault_operations import (
 
 #: Azure ignores the date part of schedule and retention times; a fixed date keeps diffs stable.
 _TIME_ANCHOR_DATE = "2024-01-01"
-_RECOVERY_SERVICES = "/providers/Microsoft.RecoveryServices/vaults/"
 #: Tag on a vault created Unlocked whose configured immutability is Locked (the lock step follows).
 LOCK_PENDING_TAG = "protected-vm-immutability"
 
@@ -49,10 +48,6 @@ def azure_time(hhmm: str) -> str:
     if "T" in hhmm:
         return hhmm
     return f"{_TIME_ANCHOR_DATE}T{hhmm}:00Z"
-
-
-def vault_id_for(subscription: str, resource_group: str, name: str) -> str:
-    return f"/subscriptions/{subscription}/resourceGroups/{resource_group}{_RECOVERY_SERVICES}{name}"
 
 
 def vault_properties(settings: VaultSettings, *, creating: bool = False) -> rs.VaultPropertiesArgs:

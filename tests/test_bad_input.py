@@ -807,7 +807,7 @@ def test_rehearsal_of_a_stack_without_a_policy_config_exits_2_naming_the_file(tm
     assert report.exit_code == 2
     assert (
         "error: no policy config " in out.text
-        and "config.qa.json: known environments are dev, prod, staging" in out.text
+        and "config.qa.json: known environments are dev, fleet, prod, staging" in out.text
     )
 
 

@@ -41,6 +41,7 @@ from policies.thresholds import (
     InitialBackupRequirements,
     RetentionRequirements,
     ScheduleRequirements,
+    TierRequirements,
     VaultRequirements,
 )
 
@@ -56,6 +57,7 @@ PARSERS: dict[str, Any] = {
     "vault-security": VaultRequirements.from_config,
     "initial-backup-retention": InitialBackupRequirements.from_config,
     "vm-backup-coverage": CoverageRequirements.from_config,
+    "backup-tiers": TierRequirements.from_config,
 }
 
 
@@ -198,6 +200,7 @@ def test_pack_has_uniquely_named_policies_each_with_a_config_schema() -> None:
         "backup-schedule",
         "vault-security",
         "initial-backup-retention",
+        "backup-tiers",
         "vm-backup-coverage",
     ]
     assert all(p.config_schema is not None for p in definition.policies)
@@ -391,6 +394,7 @@ def test_main_imports_from_the_pack_directory_and_builds_the_pack_with_the_stack
             "backup-schedule",
             "vault-security",
             "initial-backup-retention",
+            "backup-tiers",
             "vm-backup-coverage",
         ],
     }

@@ -451,7 +451,7 @@ def _seed(emu: Any, plan: Plan, runs: Sequence[_VaultRun], printer: _Printer, cl
     for (_, policy_id), vault in linked.items():
         _ensure_policy(emu, vault, policy_id, printer)
     for item in items:
-        properties = dict(item.inputs.get("properties") or {})
+        properties = _integers(dict(item.inputs.get("properties") or {}))
         emu.add_vm(str(properties["sourceResourceId"]))
         path = item_path(
             _vault_of(item.inputs, runs),
@@ -473,6 +473,18 @@ def _seed(emu: Any, plan: Plan, runs: Sequence[_VaultRun], printer: _Printer, cl
             states[state] = states.get(state, 0) + 1
         shown = ", ".join(f"{count} {state}" for state, count in states.items())
         printer.line(f"protection in {run.vault.name}: {shown} (Azure shows 'Warning (initial backup pending)')")
+
+
+def _integers(value: Any) -> Any:
+    """The engine carries every number as a float (LUN ``3.0``); azure-native sends the schema's
+    integers as integers, so the emulator receives what Azure would."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {key: _integers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integers(item) for item in value]
+    return value
 
 
 def _ensure_policy(emu: Any, vault: Any, policy_id: str, printer: _Printer) -> None:

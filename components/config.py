@@ -291,7 +291,7 @@ def parse_stack_settings(
     entries = () if isinstance(vms, _Unreadable) else _parse_vm_entries(vms, "vms", None, problems)
     initial, removal = _parse_common(initial_backup, on_remove, problems)
     topology = single_vault_topology(vault_settings, policy_settings, entries)
-    problems.extend(check_topology(topology, default_location))
+    problems.extend(check_topology(topology, default_location, fleet_form=False))
     if problems:
         raise ValidationError(problems)
     return StackSettings(
@@ -688,7 +688,7 @@ def parse_fleet_settings(decoded: Mapping[str, object], *, default_location: str
     entries = () if isinstance(vms, _Unreadable) else _parse_vm_entries(vms, "vms", vaults, problems)
     initial, removal = _parse_common(decoded.get("initialBackup"), decoded.get("onRemove"), problems)
     topology = Topology(vaults, entries)
-    problems.extend(check_topology(topology, default_location))
+    problems.extend(check_topology(topology, default_location, fleet_form=True))
     if problems:
         raise ValidationError(problems)
     first = vaults[0]
@@ -729,7 +729,7 @@ def _parse_fleet_vaults(raw: object, setting: str, problems: list[str]) -> tuple
         policies = _parse_fleet_policies(section.get("policies"), f"{vault_setting}.policies", problems)
         default = section.get("defaultPolicy")
         keys = [p.key for p in policies]
-        if default is not None and (not isinstance(default, str) or default not in keys):
+        if default is not None and policies and (not isinstance(default, str) or default not in keys):
             problems.append(
                 f"{vault_setting}.defaultPolicy = {default!r} is not a policy of vault {key}: its policies are "
                 f"{', '.join(sorted(keys)) or '(none)'}"
@@ -738,7 +738,7 @@ def _parse_fleet_vaults(raw: object, setting: str, problems: list[str]) -> tuple
             default = None
         if default is None and len(policies) == 1:
             default = policies[0].key
-        vaults.append(FleetVault(key, settings, policies, default))
+        vaults.append(FleetVault(key, settings, policies, default if default in keys else None))
     return tuple(vaults)
 
 
@@ -857,7 +857,8 @@ def _parse_vm_entry(
         return None
     only = vaults[0]
     if only.default_policy is None:
-        problems.append(_no_default_policy(setting, only))
+        if only.policies:  # else reported once, at the vault
+            problems.append(_no_default_policy(setting, only))
         return None
     return VmAssignment(VmTarget.from_id(str(entry), setting), only.key, only.default_policy, setting=setting)
 
@@ -903,6 +904,8 @@ def _assign(
             return "", ""
         vault = match
     raw_policy = section.get("policy")
+    if not vault.policies:  # reported once, at the vault
+        return vault.key, ""
     if raw_policy is None:
         if vault.default_policy is None:
             problems.append(_no_default_policy(setting, vault))
@@ -971,11 +974,11 @@ def _parse_disks(raw: object, setting: str, problems: list[str]) -> DiskSelectio
     return DiskSelection(tuple(sorted(found)), key == "include")
 
 
-def check_topology(topology: Topology, default_location: str | None) -> list[str]:
+def check_topology(topology: Topology, default_location: str | None, *, fleet_form: bool) -> list[str]:
     """Rules over the whole fleet, each problem listed: a VM in another region than its vault
-    (when the entry says its ``location``), Azure's per-vault limits, one Azure vault declared twice."""
+    (when the entry says its ``location``), Azure's per-vault limits, one Azure vault declared twice.
+    The single-vault form's VM limit stays with ``components.program.check_vm_list``."""
     problems: list[str] = []
-    fleet_form = topology.vaults and topology.vaults[0].policies[0].tier is not None
     seen_vaults: dict[tuple[str, str], str] = {}
     for vault in topology.vaults:
         settings = vault.settings

@@ -493,3 +493,16 @@ def test_the_fleet_example_rehearses_every_vault_at_once_and_reruns_without_a_tr
         "result: OK: 36 VM(s) with a verified recovery point in 2 vaults, 36 backup(s) triggered in all"
     )
     assert "rsv-pvm-fleet-neu  northeurope  pol-vm-gold-neu    gold    6    2" in out
+
+
+def test_the_fleet_benchmark_verifies_every_vault_at_once_with_three_requests_per_vm() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import fleet_eval
+
+    config = fleet_eval.fleet_config(12, 3)
+    parsed = parse_config_values(config, NS).fleet
+    assert [len(parsed.vms_of(v.key)) for v in parsed.vaults] == [4, 4, 4]
+    assert {vm.policy for vm in parsed.vms} == {"gold", "silver", "bronze"}
+    result = fleet_eval.verify(12, 3, job_seconds=90.0, speed=60.0)
+    assert result["verified"] == 12
+    assert result["per_vm"] == {"backup.trigger": 1.0, "backupOperations.get": 1.0, "recoveryPoints.list": 1.0}

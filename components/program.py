@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import pulumi
 from pulumi.runtime import config as pulumi_config
@@ -133,7 +133,8 @@ class FleetMember:
 class Deployment:
     backup_vault: BackupVault
     protected_vms: list[ProtectedVM]
-    initial_backup: InitialBackup
+    #: The first vault's (None when a fleet's first vault has no VM yet).
+    initial_backup: InitialBackup | None
     #: Every vault (the first is ``backup_vault``); one entry for a single-vault stack.
     vaults: list[FleetMember]
 
@@ -228,7 +229,7 @@ def deploy(settings: StackSettings | None = None) -> Deployment:
     if len(members) > 1:
         pulumi.export("vaults", [_vault_output(member, fleet.vault(member.key)) for member in members])
     protected = [pvm for member in members for pvm in member.protected_vms]
-    return Deployment(first.backup_vault, protected, cast(InitialBackup, first.initial_backup), members)
+    return Deployment(first.backup_vault, protected, first.initial_backup, members)
 
 
 def _merged(results: list[Any]) -> dict[str, Any]:

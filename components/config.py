@@ -722,7 +722,10 @@ def _parse_fleet_vaults(raw: object, setting: str, problems: list[str]) -> tuple
         if _bad_key(key):
             problems.append(f"{vault_setting} is not a valid vault key: {_KEY_RULE}")
             continue
+        before = len(problems)
         section = _mapping(value, vault_setting, problems)
+        if len(problems) > before:  # not an object: its settings are not then also reported missing
+            continue
         known = _VAULT_KEYS | _FLEET_VAULT_KEYS
         problems.extend(_unknown_keys({k: v for k, v in section.items() if k not in known}, known, vault_setting))
         settings = _parse_vault({k: v for k, v in section.items() if k in _VAULT_KEYS}, vault_setting, problems)
@@ -758,7 +761,10 @@ def _parse_fleet_policies(raw: object, setting: str, problems: list[str]) -> tup
         if _bad_key(key):
             problems.append(f"{policy_setting} is not a valid policy key: {_KEY_RULE}")
             continue
+        before = len(problems)
         section = _mapping(value, policy_setting, problems)
+        if len(problems) > before:
+            continue
         tier = section.get("tier", key)
         if not isinstance(tier, str) or _bad_key(tier):
             problems.append(f"{policy_setting}.tier = {tier!r} is not a valid tier label: {_KEY_RULE}")

@@ -201,6 +201,16 @@ def test_vault_level_rules_have_their_exact_messages() -> None:
     ]
 
 
+def test_a_vault_or_policy_that_is_not_an_object_is_one_problem() -> None:
+    values = with_vms({"id": WEU_VM, "vault": "weu"})
+    _vaults(values)["neu"] = "rsv-pvm-fleet-neu"
+    _vaults(values)["weu"]["policies"]["gold"] = ["daily"]
+    assert problems_of(values) == [
+        "vaults.weu.policies.gold = ['daily'] must be an object",
+        "vaults.neu = 'rsv-pvm-fleet-neu' must be an object",
+    ]
+
+
 def test_a_vm_without_a_policy_in_a_vault_without_a_default_is_refused() -> None:
     values = with_vms({"id": WEU_VM, "vault": "weu"})
     del _vaults(values)["weu"]["defaultPolicy"]

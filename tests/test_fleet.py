@@ -516,3 +516,63 @@ def test_the_fleet_benchmark_verifies_every_vault_at_once_with_three_requests_pe
     result = fleet_eval.verify(12, 3, job_seconds=90.0, speed=60.0)
     assert result["verified"] == 12
     assert result["per_vm"] == {"backup.trigger": 1.0, "backupOperations.get": 1.0, "recoveryPoints.list": 1.0}
+
+
+def test_a_fleet_reuses_an_existing_vault_and_an_existing_policy_by_id() -> None:
+    values = fleet()
+    existing_vault = (
+        f"/subscriptions/{SUB}/resourceGroups/rg-central/providers/Microsoft.RecoveryServices/vaults/rsv-central"
+    )
+    existing_policy = f"{existing_vault}/backupPolicies/Central-Gold"
+    _vaults(values)["neu"] = {"existingId": existing_vault, "policies": {"gold": {"existingId": existing_policy}}}
+    values[f"{NS}:vms"] = [{"id": WEU_VM, "vault": "weu"}, {"id": NEU_VM, "vault": "neu"}]
+    plan = evaluate(deploy, engine(values), "fleet")
+    assert sorted(r.inputs["vaultName"] for r in plan.of_type("azure-native:recoveryservices:Vault")) == [
+        "rsv-pvm-fleet-weu"
+    ]
+    assert all(r.inputs["vaultName"] == "rsv-pvm-fleet-weu" for r in plan.of_type(POLICY))
+    items = {r.inputs["properties"]["sourceResourceId"]: r.inputs for r in plan.of_type(ITEM)}
+    assert (items[NEU_VM]["vaultName"], items[NEU_VM]["resourceGroupName"]) == ("rsv-central", "rg-central")
+    assert items[NEU_VM]["properties"]["policyId"] == existing_policy
+    assert {r.inputs["vaultId"] for r in plan.of_type(INITIAL)} == {
+        existing_vault,
+        f"/subscriptions/{SUB}/resourceGroups/rg-backup-fleet-weu/providers/Microsoft.RecoveryServices/vaults/"
+        "rsv-pvm-fleet-weu",
+    }
+
+
+def test_a_failed_backup_in_one_vault_fails_the_rehearsal_and_the_other_vault_keeps_its_proof(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    from rehearsal.run import JobFault, RehearsalOptions, rehearse
+
+    values = fleet()
+    for vault in _vaults(values).values():
+        vault["policies"] = {"silver": vault["policies"]["silver"]}
+    weu, neu = vm_id("vm-sql-weu-01", "rg-sql-weu"), vm_id("vm-sql-neu-01", "rg-sql-neu")  # the required VMs
+    values[f"{NS}:vms"] = [{"id": weu, "vault": "weu"}, {"id": neu, "vault": "neu"}]
+    values[f"{NS}:initialBackup"] = {**values[f"{NS}:initialBackup"], "timeoutMinutes": 30}
+    lines = ["config:", "  azure-native:location: westeurope"]
+    lines += [f"  {key}: {json.dumps(value)}" for key, value in values.items()]
+    (tmp_path / "Pulumi.fleet.yaml").write_text("\n".join(lines) + "\n")
+    out = io.StringIO()
+    report = rehearse(
+        RehearsalOptions(
+            stack="fleet",
+            stacks_dir=tmp_path,
+            job_faults=(JobFault("vm-sql-neu-01", "UserErrorVmNotInDesirableState"),),
+            rerun=False,
+            drill=False,
+        ),
+        out,
+    )
+    text = out.getvalue()
+    assert report.exit_code == 1, text
+    assert report.results[weu.lower()]["status"] == "Completed"
+    assert "UserErrorVmNotInDesirableState" in str(report.error)
+    assert "vm-sql-neu-01" in str(report.error) and "vm-sql-weu-01" not in str(report.error)
+    assert text.rstrip().endswith(
+        "result: FAILED (`pulumi up` would fail the InitialBackup resource with the message above)"
+    )

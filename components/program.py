@@ -161,13 +161,12 @@ def _policy(
 
 def _deploy_vault(
     vault: FleetVault,
+    backup_vault: BackupVault,
     vms: tuple[VmAssignment, ...],
     settings: StackSettings,
     tags: dict[str, str],
-    location: str | None,
 ) -> FleetMember:
     name = vault_resource_name(vault.key)
-    backup_vault = BackupVault(name, vault=vault.settings, policy=None, location=location, tags=tags)
     policy_ids = {policy.key: _policy(backup_vault, name, policy, tags) for policy in vault.policies}
     protected = []
     for vm in vms:
@@ -207,7 +206,17 @@ def deploy(settings: StackSettings | None = None) -> Deployment:
     check_vm_list(settings.vms, one_vault=len(fleet.vaults) == 1)
     location = pulumi.Config("azure-native").get("location")
     tags = {"managed-by": "protected-vm", "stack": pulumi.get_stack()}
-    members = [_deploy_vault(vault, fleet.vms_of(vault.key), settings, tags, location) for vault in fleet.vaults]
+    # Every vault first: BackupVault asks Azure whether its vault exists (a synchronous invoke,
+    # which also runs every registration still pending), so asking before the first VM is
+    # registered keeps a fleet's evaluation as cheap per VM as one vault's.
+    vaults = [
+        BackupVault(vault_resource_name(v.key), vault=v.settings, policy=None, location=location, tags=tags)
+        for v in fleet.vaults
+    ]
+    members = [
+        _deploy_vault(vault, backup_vault, fleet.vms_of(vault.key), settings, tags)
+        for vault, backup_vault in zip(fleet.vaults, vaults, strict=True)
+    ]
     first = members[0]
     pulumi.export("vaultId", first.backup_vault.vault_id)
     pulumi.export("vaultName", first.backup_vault.vault_name)

@@ -196,7 +196,7 @@ class BackupVault(pulumi.ComponentResource):
         name: str,
         *,
         vault: VaultSettings,
-        policy: PolicySettings,
+        policy: PolicySettings | None,
         location: str | None = None,
         tags: dict[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
@@ -255,7 +255,11 @@ class BackupVault(pulumi.ComponentResource):
                 parent=self,
             )
 
-        if policy.reuses_existing:
+        if policy is None:
+            # The stack program registers the vault's policies (a fleet vault has several), as
+            # children of this component under the names this block gives one.
+            pass
+        elif policy.reuses_existing:
             self.policy_id = pulumi.Output.from_input(str(policy.existing_id))
             self.policy_name = pulumi.Output.from_input(policy.name)
         else:
@@ -276,7 +280,6 @@ class BackupVault(pulumi.ComponentResource):
                 "vaultId": self.vault_id,
                 "vaultName": self.vault_name,
                 "resourceGroupName": self.resource_group_name,
-                "policyId": self.policy_id,
-                "policyName": self.policy_name,
+                **({"policyId": self.policy_id, "policyName": self.policy_name} if policy is not None else {}),
             }
         )

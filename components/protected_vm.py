@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import NotRequired, TypedDict
+from typing import NotRequired, TypedDict, cast
 
 import pulumi
 from pulumi.runtime.sync_await import _sync_await
@@ -110,6 +110,10 @@ class ProtectedVMArgs(TypedDict):
     #: Azure itself; one sharing ``backup_vault`` relies on its caller (the program asks for all
     #: VMs at once).
     import_id: NotRequired[str | None]
+    #: The VM's policy when not ``backup_vault``'s own (a fleet vault has several policies).
+    policy_id: NotRequired[pulumi.Input[str]]
+    #: Selective disk backup: Azure's ``diskExclusionProperties`` (``components.config.DiskSelection``).
+    disk_exclusion: NotRequired[dict[str, object]]
 
 
 class ProtectedVM(pulumi.ComponentResource):
@@ -151,6 +155,8 @@ class ProtectedVM(pulumi.ComponentResource):
             import_id = None
         self.target = target
         self.backup_vault = backup_vault
+        policy_id = args.get("policy_id") or backup_vault.policy_id
+        disks = args.get("disk_exclusion")
         # Registered before the item, which depends on it: Pulumi deletes dependents first, so on
         # removal the item leaves the state (retain_on_delete) and then protection is stopped
         # with the data retained. The name starts with the component's so aliases are inherited.
@@ -159,7 +165,7 @@ class ProtectedVM(pulumi.ComponentResource):
             vault_id=backup_vault.vault_id,
             vm_id=target.vm_id,
             vault_location=backup_vault.location,
-            policy_id=backup_vault.policy_id,
+            policy_id=policy_id,
             on_remove=args.get("on_remove", RETAIN_DATA),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -174,8 +180,16 @@ class ProtectedVM(pulumi.ComponentResource):
                 protected_item_type=PROTECTED_ITEM_TYPE,
                 # A body property: a new policy is an in-place update (azure-native diff.go
                 # replaces only for URL path parameters and forceNew properties).
-                policy_id=backup_vault.policy_id,
+                policy_id=policy_id,
                 source_resource_id=target.vm_id,
+                extended_properties=rs.ExtendedPropertiesArgs(
+                    disk_exclusion_properties=rs.DiskExclusionPropertiesArgs(
+                        disk_lun_list=cast(list[int], disks["diskLunList"]),
+                        is_inclusion_list=bool(disks["isInclusionList"]),
+                    )
+                )
+                if disks
+                else None,
             ),
             # Deleting an azure-native ProtectedItem is "stop backup and delete backup data";
             # removal is VmProtection's job (retain data unless onRemove says otherwise). An item
@@ -196,7 +210,7 @@ class ProtectedVM(pulumi.ComponentResource):
         self.protected_item_id = self.protected_item.id
         self.vault_id = backup_vault.vault_id
         self.vault_name = backup_vault.vault_name
-        self.policy_id = backup_vault.policy_id
+        self.policy_id = pulumi.Output.from_input(policy_id)
         self.register_outputs(
             {
                 "vmId": self.vm_id,

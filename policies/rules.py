@@ -21,6 +21,7 @@ from components import validation as v
 from components.validation import Frequency, PolicyType, Tier
 from components.vault_operations import BACKUP_GROUP_ID, BACKUP_REPORT_CATEGORIES, DEDICATED, LOCK_LEVEL
 from policies.thresholds import (
+    ANY_TIER,
     TIERS,
     VM_TYPE,
     CoverageRequirements,
@@ -28,6 +29,8 @@ from policies.thresholds import (
     OperationsRequirements,
     RetentionRequirements,
     ScheduleRequirements,
+    TierRequirements,
+    TierRules,
     VaultRequirements,
 )
 
@@ -761,4 +764,36 @@ def vault_operations_problems(
                     "set protected-vm:vault.privateEndpoint)",
                 )
             )
+    return problems
+
+
+# --- per-tier rules (issue 16) --------------------------------------------------------------------
+
+#: components.program.TIER_TAG (not imported: the pack runs without the program).
+TIER_TAG: Final = "protected-vm-tier"
+
+
+def policy_tier(props: Mapping[str, object]) -> str | None:
+    tags = props.get("tags")
+    tier = tags.get(TIER_TAG) if isinstance(tags, Mapping) else None
+    return tier if isinstance(tier, str) else None
+
+
+def tier_problems(props: Mapping[str, object], req: TierRequirements) -> list[str]:
+    """A policy's tier rules (its ``protected-vm-tier`` tag) plus the rules for every tier (``*``);
+    an untagged policy (a single-vault stack's) meets the ``*`` rules only, unless ``requireTier``."""
+    tier = policy_tier(props)
+    problems: list[str] = []
+    applying: list[tuple[str, TierRules]] = []
+    if tier is not None and tier in req.tiers:
+        applying.append((f"tier {tier}", req.tiers[tier]))
+    elif req.require_tier:
+        defined = ", ".join(sorted(t for t in req.tiers if t != ANY_TIER)) or "(none)"
+        shown = f"tier {tier!r}" if tier is not None else f"no tier (tag {TIER_TAG})"
+        problems.append(f"has {shown}, which this environment does not define: defined tiers are {defined}")
+    if ANY_TIER in req.tiers:
+        applying.append(("every tier", req.tiers[ANY_TIER]))
+    for label_, rules in applying:
+        found = retention_problems(props, rules.retention) + schedule_problems(props, rules.schedule)
+        problems.extend(f"{label_}: {problem}" for problem in found)
     return problems

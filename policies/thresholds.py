@@ -426,3 +426,86 @@ class OperationsRequirements:
         )
         reader.done()
         return result
+
+
+# --- per-tier rules (issue 16): a fleet's policies carry a tier label ---------------------------
+
+#: The tier key whose rules apply to every policy, tagged or not (e.g. "at least 7 dailies").
+ANY_TIER: Final = "*"
+
+TIER_RULES_SCHEMA: Final[dict[str, dict[str, Any]]] = {
+    "retention": {
+        "type": "object",
+        "properties": RETENTION_SCHEMA,
+        "additionalProperties": False,
+        "default": {},
+        "description": "Same shape as the backup-retention policy's config.",
+    },
+    "schedule": {
+        "type": "object",
+        "properties": SCHEDULE_SCHEMA,
+        "additionalProperties": False,
+        "default": {},
+        "description": "Same shape as the backup-schedule policy's config.",
+    },
+}
+
+TIERS_SCHEMA: Final[dict[str, dict[str, Any]]] = {
+    "tiers": {
+        "type": "object",
+        "additionalProperties": {"type": "object", "properties": TIER_RULES_SCHEMA, "additionalProperties": False},
+        "default": {},
+        "description": (
+            "Rules per tier label (the protected-vm-tier tag of a policy, from the stack's "
+            "vaults.<key>.policies.<name>.tier); '*' applies to every policy."
+        ),
+    },
+    "requireTier": {
+        "type": "boolean",
+        "default": False,
+        "description": "Whether every VM backup policy must carry a tier this config defines.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class TierRules:
+    retention: RetentionRequirements = field(default_factory=lambda: RetentionRequirements(required_tiers=()))
+    schedule: ScheduleRequirements = field(default_factory=ScheduleRequirements)
+
+
+@dataclass(frozen=True)
+class TierRequirements:
+    """What each tier of a fleet's policies must satisfy, on top of the environment-wide rules."""
+
+    tiers: Mapping[str, TierRules] = field(default_factory=dict)
+    require_tier: bool = False
+
+    @staticmethod
+    def from_config(raw: Mapping[str, Any] | None, policy: str = "backup-tiers") -> TierRequirements:
+        reader = _Reader(policy, raw, TIERS_SCHEMA)
+        tiers: dict[str, TierRules] = {}
+        for name, rules in reader.mapping("tiers").items():
+            if not isinstance(rules, Mapping):
+                reader.problems.append(f"tiers.{name} = {rules!r} must be an object with retention and/or schedule")
+                continue
+            unknown = sorted(set(rules) - set(TIER_RULES_SCHEMA))
+            if unknown:
+                reader.problems.append(f"tiers.{name} has unknown settings {unknown}: known are retention, schedule")
+                continue
+            try:
+                retention = RetentionRequirements.from_config(
+                    {"requiredTiers": [], **(rules.get("retention") or {})}, policy
+                )
+            except PolicyConfigError as err:
+                reader.problems.extend(f"tiers.{name}.retention.{p}" for p in err.problems)
+                continue
+            try:
+                schedule = ScheduleRequirements.from_config(rules.get("schedule") or {}, policy)
+            except PolicyConfigError as err:
+                reader.problems.extend(f"tiers.{name}.schedule.{p}" for p in err.problems)
+                continue
+            tiers[str(name)] = TierRules(retention, schedule)
+        require = reader.boolean("requireTier")
+        reader.done()
+        return TierRequirements(tiers, require)

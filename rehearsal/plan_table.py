@@ -78,6 +78,17 @@ def schedule_summary(properties: Mapping[str, Any]) -> str:
     return f"{frequency} at {when}" + (f" on {','.join(days)}" if days else "")
 
 
+def disk_summary(properties: Mapping[str, Any]) -> str:
+    """Selective disk backup as a reviewer reads it, from ``extendedProperties.diskExclusionProperties``."""
+    exclusion = (properties.get("extendedProperties") or {}).get("diskExclusionProperties")
+    if not isinstance(exclusion, Mapping):
+        return ""
+    luns = ",".join(_n(lun) for lun in exclusion.get("diskLunList") or [])
+    if exclusion.get("isInclusionList"):
+        return f"OS + LUN {luns}" if luns else "OS disk only"
+    return f"all but LUN {luns}"
+
+
 def describe(resource: PlannedResource) -> str:
     inputs = resource.inputs
     props: Mapping[str, Any] = inputs.get("properties") or {}
@@ -105,7 +116,8 @@ def describe(resource: PlannedResource) -> str:
         vm_id = str(props.get("sourceResourceId", ""))
         parts = vm_id.split("/")
         where = f"{parts[-1]} (rg {parts[4]})" if len(parts) > 4 else vm_id
-        return f"{where} -> item {inputs.get('protectedItemName')}"
+        disks = disk_summary(props)
+        return f"{where} -> item {inputs.get('protectedItemName')}" + (f", disks: {disks}" if disks else "")
     if resource.type == VAULT_LOCK_TYPE:
         return f"immutability {inputs.get('immutability')}, soft delete {inputs.get('softDelete')} (never downgraded)"
     if resource.type == VM_PROTECTION_TYPE:
@@ -178,8 +190,72 @@ _ORDER = list(_SHORT_TYPES)
 
 
 def render_plan(plan: Plan) -> str:
-    """Cloud resources only, in dependency order (components are grouping, not deployments)."""
+    """Cloud resources only, in dependency order (components are grouping, not deployments); a
+    stack of several vaults is grouped by vault and policy, after a summary of the fleet."""
     custom = [r for r in plan.resources if r.custom]
     custom.sort(key=lambda r: _ORDER.index(r.type) if r.type in _ORDER else len(_ORDER))
+    if len(plan.of_type(INITIAL_BACKUP_TYPE)) > 1:
+        return render_fleet_plan(custom)
     rows = [(_SHORT_TYPES.get(r.type, r.type), r.name, describe(r)) for r in custom]
     return render_table(("TYPE", "NAME", "KEY SETTINGS"), rows)
+
+
+def _last(arm_id: Any) -> str:
+    return str(arm_id or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+def _group(resource: PlannedResource) -> tuple[str, str]:
+    """(vault name, policy name) a resource belongs to; "" = the vault itself, "~" = after its policies."""
+    inputs = resource.inputs
+    props: Mapping[str, Any] = inputs.get("properties") or {}
+    if resource.type == "azure-native:recoveryservices:Vault":
+        return str(inputs.get("vaultName")), ""
+    if resource.type == "azure-native:recoveryservices:ProtectionPolicy":
+        return str(inputs.get("vaultName")), str(inputs.get("policyName"))
+    if resource.type == "azure-native:recoveryservices:ProtectedItem":
+        return str(inputs.get("vaultName")), _last(props.get("policyId"))
+    if resource.type == VM_PROTECTION_TYPE:
+        return _last(inputs.get("vaultId")), _last(inputs.get("policyId"))
+    if resource.type == VAULT_LOCK_TYPE:
+        return _last(inputs.get("vaultId")), ""
+    return _last(inputs.get("vaultId")), "~"
+
+
+def render_fleet_plan(custom: list[PlannedResource]) -> str:
+    """A summary row per vault and policy (tier, VM count, disk selections), then every resource
+    grouped by vault and policy, in dependency order within each group."""
+    vaults = {
+        str(r.inputs.get("vaultName")): str(r.inputs.get("location"))
+        for r in custom
+        if r.type == "azure-native:recoveryservices:Vault"
+    }
+    tiers = {
+        (str(r.inputs.get("vaultName")), str(r.inputs.get("policyName"))): str(
+            (r.inputs.get("tags") or {}).get("protected-vm-tier") or "-"
+        )
+        for r in custom
+        if r.type == "azure-native:recoveryservices:ProtectionPolicy"
+    }
+    counts: dict[tuple[str, str], list[int]] = {}
+    for r in custom:
+        if r.type == "azure-native:recoveryservices:ProtectedItem":
+            tally = counts.setdefault(_group(r), [0, 0])
+            tally[0] += 1
+            tally[1] += 1 if disk_summary(r.inputs.get("properties") or {}) else 0
+    summary = [
+        (vault, vaults.get(vault, "(existing)"), policy, tiers.get((vault, policy), "-"), str(n), str(selective))
+        for (vault, policy), (n, selective) in sorted(counts.items())
+    ]
+    order = {t: i for i, t in enumerate(_ORDER)}
+    custom = sorted(custom, key=lambda r: (*_group(r), order.get(r.type, len(order))))
+    rows = []
+    for r in custom:
+        vault, policy = _group(r)
+        shown = "" if policy in ("", "~") else policy
+        rows.append((vault, shown, _SHORT_TYPES.get(r.type, r.type), r.name, describe(r)))
+    return "\n\n".join(
+        [
+            render_table(("VAULT", "REGION", "POLICY", "TIER", "VMS", "SELECTIVE DISKS"), summary),
+            render_table(("VAULT", "POLICY", "TYPE", "NAME", "KEY SETTINGS"), rows),
+        ]
+    )

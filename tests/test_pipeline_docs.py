@@ -33,7 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 GITHUB = DOCS / "github-actions.yml"
 AZURE_PIPELINES = DOCS / "azure-pipelines.yml"
-STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+#: Stack files that are examples, not environments the pipelines promote (the fleet topology).
+EXAMPLE_STACKS = {"fleet"}
+STACKS = sorted(
+    name
+    for p in (ROOT / "stacks").glob("Pulumi.*.yaml")
+    if (name := p.name.removeprefix("Pulumi.").removesuffix(".yaml")) not in EXAMPLE_STACKS
+)
 #: The promotion order both pipelines must follow.
 PROMOTION = ("dev", "staging", "prod")
 

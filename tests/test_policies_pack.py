@@ -42,6 +42,7 @@ from policies.thresholds import (
     OperationsRequirements,
     RetentionRequirements,
     ScheduleRequirements,
+    TierRequirements,
     VaultRequirements,
 )
 
@@ -58,6 +59,7 @@ PARSERS: dict[str, Any] = {
     "initial-backup-retention": InitialBackupRequirements.from_config,
     "vm-backup-coverage": CoverageRequirements.from_config,
     "vault-operations": OperationsRequirements.from_config,
+    "backup-tiers": TierRequirements.from_config,
 }
 
 
@@ -200,6 +202,7 @@ def test_pack_has_uniquely_named_policies_each_with_a_config_schema() -> None:
         "backup-schedule",
         "vault-security",
         "initial-backup-retention",
+        "backup-tiers",
         "vm-backup-coverage",
         "vault-operations",
     ]
@@ -396,6 +399,7 @@ def test_main_imports_from_the_pack_directory_and_builds_the_pack_with_the_stack
             "backup-schedule",
             "vault-security",
             "initial-backup-retention",
+            "backup-tiers",
             "vm-backup-coverage",
             "vault-operations",
         ],

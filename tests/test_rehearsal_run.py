@@ -157,7 +157,7 @@ def test_invalid_stack_config_exits_2_listing_each_problem_before_planning(tmp_p
 def test_unknown_stack_exits_2_naming_the_known_stacks() -> None:
     report, out = run(RehearsalOptions(stack="qa"))
     assert report.exit_code == 2
-    assert "known stacks are dev, prod, staging" in out
+    assert "known stacks are dev, fleet, prod, staging" in out
 
 
 def test_realistic_flag_runs_in_real_time_with_ten_minute_jobs() -> None:

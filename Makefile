@@ -26,6 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/verify_scale.py --smoke
 	$(PY) bench/program_eval.py --smoke
+	$(PY) bench/drill_scale.py --smoke
 
 clean:
 	rm -rf venv .pytest_cache .mypy_cache .ruff_cache

@@ -14,10 +14,33 @@ import pulumi
 from pulumi_azure_native import recoveryservices as rs
 
 from components.config import PolicySettings, ScheduleSettings, VaultSettings
+from components.engine_values import is_not_found
+from components.vault_lock import VaultLock
+from components.vault_operations import (
+    OperationsResources,
+    add_operations,
+    encryption_args,
+    monitoring_settings,
+    vault_identity,
+)
 
 #: Azure ignores the date part of schedule and retention times; a fixed date keeps diffs stable.
 _TIME_ANCHOR_DATE = "2024-01-01"
-_RECOVERY_SERVICES = "/providers/Microsoft.RecoveryServices/vaults/"
+#: Tag on a vault created Unlocked whose configured immutability is Locked (the lock step follows).
+LOCK_PENDING_TAG = "protected-vm-immutability"
+
+
+def vault_exists(resource_group: str, name: str) -> bool:
+    """Whether the vault exists already (an invoke, so it also answers at preview). Only a new
+    vault is created Unlocked first; an existing one keeps receiving the configured value, so a
+    Locked vault's inputs never change. Under mocks the invoke answers, i.e. "exists"."""
+    try:
+        rs.get_vault(resource_group_name=resource_group, vault_name=name)
+    except Exception as error:  # the engine raises a plain Exception carrying Azure's error
+        if is_not_found(error):
+            return False
+        raise
+    return True
 
 
 def azure_time(hhmm: str) -> str:
@@ -27,21 +50,24 @@ def azure_time(hhmm: str) -> str:
     return f"{_TIME_ANCHOR_DATE}T{hhmm}:00Z"
 
 
-def vault_id_for(subscription: str, resource_group: str, name: str) -> str:
-    return f"/subscriptions/{subscription}/resourceGroups/{resource_group}{_RECOVERY_SERVICES}{name}"
-
-
-def vault_properties(settings: VaultSettings) -> rs.VaultPropertiesArgs:
+def vault_properties(settings: VaultSettings, *, creating: bool = False) -> rs.VaultPropertiesArgs:
     """Secure by default: soft delete, immutability and no public endpoint come from settings
-    whose defaults are the safe values; enhanced security follows soft delete."""
+    whose defaults are the safe values; enhanced security follows soft delete.
+
+    ``creating``: Azure refuses Locked on creation, so a new vault is created Unlocked and
+    :class:`~components.vault_lock.VaultLock` locks it right after."""
+    immutability = "Unlocked" if creating and settings.immutability == "Locked" else settings.immutability
+    operations = settings.operations
     return rs.VaultPropertiesArgs(
         public_network_access=settings.public_network_access,
+        monitoring_settings=monitoring_settings(operations.alerts),
+        encryption=encryption_args(operations.encryption) if operations.encryption else None,
         redundancy_settings=rs.VaultPropertiesRedundancySettingsArgs(
             standard_tier_storage_redundancy=settings.storage_redundancy,
             cross_region_restore="Enabled" if settings.cross_region_restore else "Disabled",
         ),
         security_settings=rs.SecuritySettingsArgs(
-            immutability_settings=rs.ImmutabilitySettingsArgs(state=settings.immutability),
+            immutability_settings=rs.ImmutabilitySettingsArgs(state=immutability),
             soft_delete_settings=rs.SoftDeleteSettingsArgs(
                 soft_delete_state=settings.soft_delete,
                 soft_delete_retention_period_in_days=settings.soft_delete_retention_days,
@@ -162,13 +188,15 @@ class BackupVault(pulumi.ComponentResource):
     resource_group_name: pulumi.Output[str]
     policy_id: pulumi.Output[str]
     policy_name: pulumi.Output[str]
+    #: The vault's region when this stack creates it; None for a reused vault (not in config).
+    location: str | None
 
     def __init__(
         self,
         name: str,
         *,
         vault: VaultSettings,
-        policy: PolicySettings,
+        policy: PolicySettings | None,
         location: str | None = None,
         tags: dict[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
@@ -177,20 +205,30 @@ class BackupVault(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.vault: rs.Vault | None = None
         self.policy: rs.ProtectionPolicy | None = None
+        self.lock: VaultLock | None = None
+        #: Lock, alerts, reports, MUA, private endpoint; empty for a reused vault (owned elsewhere).
+        self.operations = OperationsResources()
 
+        self.location = None if vault.reuses_existing else (vault.location or location)
         if vault.reuses_existing:
             self.vault_id = pulumi.Output.from_input(str(vault.existing_id))
             self.vault_name = pulumi.Output.from_input(vault.name)
             self.resource_group_name = pulumi.Output.from_input(vault.resource_group)
         else:
+            creating = not vault_exists(vault.resource_group, vault.name)
+            vault_tags = dict(tags or {})
+            if creating and vault.immutability == "Locked":
+                # Says, on the vault and to the policy pack, that the lock step follows.
+                vault_tags[LOCK_PENDING_TAG] = "Locked"
             self.vault = rs.Vault(
                 f"{name}-vault",
                 vault_name=vault.name,
                 resource_group_name=vault.resource_group,
                 location=vault.location or location,
                 sku=rs.SkuArgs(name="RS0", tier="Standard"),
-                properties=vault_properties(vault),
-                tags=tags,
+                identity=vault_identity(vault.operations.encryption),
+                properties=vault_properties(vault, creating=creating),
+                tags=vault_tags or None,
                 # Deleting a vault with soft-deleted items fails in Azure and loses nothing
                 # useful to retry; make removal an explicit decision.
                 opts=pulumi.ResourceOptions(parent=self, protect=vault.immutability == "Locked"),
@@ -198,8 +236,30 @@ class BackupVault(pulumi.ComponentResource):
             self.vault_id = self.vault.id
             self.vault_name = self.vault.name
             self.resource_group_name = pulumi.Output.from_input(vault.resource_group)
+            self.lock = VaultLock(
+                f"{name}-vault-lock",
+                vault_id=self.vault.id,
+                immutability=vault.immutability,
+                soft_delete=vault.soft_delete,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vault]),
+            )
+            self.operations = add_operations(
+                f"{name}-vault",
+                settings=vault.operations,
+                vault=self.vault,
+                vault_id=self.vault.id,
+                vault_name=vault.name,
+                resource_group=vault.resource_group,
+                location=self.location,
+                tags=tags,
+                parent=self,
+            )
 
-        if policy.reuses_existing:
+        if policy is None:
+            # The stack program registers the vault's policies (a fleet vault has several), as
+            # children of this component under the names this block gives one.
+            pass
+        elif policy.reuses_existing:
             self.policy_id = pulumi.Output.from_input(str(policy.existing_id))
             self.policy_name = pulumi.Output.from_input(policy.name)
         else:
@@ -220,7 +280,6 @@ class BackupVault(pulumi.ComponentResource):
                 "vaultId": self.vault_id,
                 "vaultName": self.vault_name,
                 "resourceGroupName": self.resource_group_name,
-                "policyId": self.policy_id,
-                "policyName": self.policy_name,
+                **({"policyId": self.policy_id, "policyName": self.policy_name} if policy is not None else {}),
             }
         )

@@ -8,14 +8,17 @@ too, because a misspelt ``softDeleteState`` would otherwise silently fall back t
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from components import validation as v
 from components.validation import AzureId, Frequency, PolicyType, ValidationError
+from components.vault_operations import OPERATIONS_KEYS, OperationsSettings, parse_operations
 
 VerifyMode = Literal["none", "started", "completed"]
 
@@ -34,6 +37,8 @@ class VaultSettings:
     soft_delete_retention_days: int = 14
     immutability: str = "Unlocked"
     public_network_access: str = "Disabled"
+    #: Lock, alerts, reports, multi-user authorization, CMK, private endpoint (vault_operations.py).
+    operations: OperationsSettings = field(default_factory=OperationsSettings)
 
     @property
     def reuses_existing(self) -> bool:
@@ -145,12 +150,32 @@ class VmTarget:
         return VmTarget(vm_id, ref.subscription, ref.resource_group, ref.name)
 
 
+OnRemove = Literal["retainData", "deleteData"]
+#: ``retainData`` (the default): stop protection and keep every recovery point; ``deleteData``:
+#: Azure's "stop backup and delete backup data", only when a stack says so explicitly.
+RETAIN_DATA: OnRemove = "retainData"
+DELETE_DATA: OnRemove = "deleteData"
+ON_REMOVE_VALUES: tuple[OnRemove, ...] = (RETAIN_DATA, DELETE_DATA)
+
+
 @dataclass(frozen=True)
 class StackSettings:
     vault: VaultSettings
     policy: PolicySettings
     vms: tuple[VmTarget, ...]
     initial_backup: InitialBackupSettings
+    #: What removing a VM from the stack (or ``pulumi destroy``) does to its backups.
+    on_remove: OnRemove = RETAIN_DATA
+    #: Every vault, its policies and each VM's assignment; None for a stack built from
+    #: ``vault``/``policy``/``vms`` alone (see :attr:`fleet`).
+    topology: Topology | None = None
+
+    @property
+    def fleet(self) -> Topology:
+        """The stack's vaults and assignments; the single-vault form is the one-vault case."""
+        if self.topology is not None:
+            return self.topology
+        return single_vault_topology(self.vault, self.policy, tuple(VmAssignment(t) for t in self.vms))
 
 
 _VAULT_KEYS = {
@@ -164,13 +189,14 @@ _VAULT_KEYS = {
     "softDeleteRetentionDays",
     "immutability",
     "publicNetworkAccess",
+    *OPERATIONS_KEYS,
 }
 _POLICY_KEYS = {"name", "existingId", "type", "timeZone", "instantRestoreDays", "schedule", "retention"}
 _SCHEDULE_KEYS = {"frequency", "time", "weekdays", "hourlyInterval", "hourlyWindowHours"}
 _RETENTION_KEYS = {"daily", "weekly", "monthly", "yearly"}
 _INITIAL_BACKUP_KEYS = {"verify", "retainDays", "timeoutMinutes", "pollSeconds"}
 #: Every key the program reads under the project's config namespace (``protected-vm:<key>``).
-STACK_KEYS = ("vault", "policy", "vms", "initialBackup")
+STACK_KEYS = ("vault", "policy", "vaults", "vms", "initialBackup", "onRemove")
 
 
 def parse_config_values(values: Mapping[str, object], namespace: str) -> StackSettings:
@@ -196,9 +222,20 @@ def parse_config_values(values: Mapping[str, object], namespace: str) -> StackSe
             continue
         decoded[key] = _decode(values[full_key], key, problems)
     try:
-        settings = parse_stack_settings(
-            decoded.get("vault"), decoded.get("policy"), decoded.get("vms"), decoded.get("initialBackup")
-        )
+        if "vaults" in decoded:
+            settings = parse_fleet_settings(
+                decoded,
+                default_location=_text_or_none(values.get("azure-native:location")),
+            )
+        else:
+            settings = parse_stack_settings(
+                decoded.get("vault"),
+                decoded.get("policy"),
+                decoded.get("vms"),
+                decoded.get("initialBackup"),
+                on_remove=decoded.get("onRemove"),
+                default_location=_text_or_none(values.get("azure-native:location")),
+            )
     except ValidationError as error:
         problems.extend(error.problems)
     if problems:
@@ -243,6 +280,9 @@ def parse_stack_settings(
     policy: object,
     vms: object,
     initial_backup: object = None,
+    *,
+    on_remove: object = None,
+    default_location: str | None = None,
 ) -> StackSettings:
     """Parse and validate the whole stack config; raise once with every problem. Each argument
     is whatever the stack file held: a wrong type is a listed problem, never a TypeError."""
@@ -252,16 +292,35 @@ def parse_stack_settings(
     vault_settings = VaultSettings() if vault_raw is None else _parse_vault(vault_raw, "vault", problems)
     policy_raw = _section(policy, "policy", problems)
     policy_settings = PolicySettings() if policy_raw is None else _parse_policy(policy_raw, "policy", problems)
-    targets = () if isinstance(vms, _Unreadable) else _parse_vms(vms, "vms", problems)
+    entries = () if isinstance(vms, _Unreadable) else _parse_vm_entries(vms, "vms", None, problems)
+    initial, removal = _parse_common(initial_backup, on_remove, problems)
+    topology = single_vault_topology(vault_settings, policy_settings, entries)
+    problems.extend(check_topology(topology, default_location, fleet_form=False))
+    if problems:
+        raise ValidationError(problems)
+    return StackSettings(
+        vault_settings, policy_settings, tuple(entry.target for entry in entries), initial, removal, topology
+    )
+
+
+def _parse_common(
+    initial_backup: object, on_remove: object, problems: list[str]
+) -> tuple[InitialBackupSettings, OnRemove]:
+    """``initialBackup`` and ``onRemove``: the same in the single-vault and the fleet form."""
     initial_raw = _section(initial_backup, "initialBackup", problems)
     initial = (
         InitialBackupSettings()
         if initial_raw is None
         else _parse_initial_backup(initial_raw, "initialBackup", problems)
     )
-    if problems:
-        raise ValidationError(problems)
-    return StackSettings(vault_settings, policy_settings, targets, initial)
+    removal = RETAIN_DATA if on_remove is None or isinstance(on_remove, _Unreadable) else on_remove
+    if removal not in ON_REMOVE_VALUES:
+        problems.append(
+            f"onRemove = {on_remove!r} is not allowed: use {RETAIN_DATA} (default: stop protection and keep "
+            f"the recovery points) or {DELETE_DATA} (stop protection and delete the backup data)"
+        )
+        removal = RETAIN_DATA
+    return initial, removal
 
 
 def _unknown_keys(raw: Mapping[str, object], known: set[str], setting: str) -> list[str]:
@@ -363,6 +422,7 @@ def _parse_vault(raw: Mapping[str, object], setting: str, problems: list[str]) -
     if location is not None and not isinstance(location, str):
         problems.append(f"{setting}.location = {location!r} must be a string (an Azure region such as westeurope)")
         location = None
+    operations = parse_operations(raw, setting, pna, problems)
     return VaultSettings(
         name=name,
         resource_group=resource_group,
@@ -373,6 +433,7 @@ def _parse_vault(raw: Mapping[str, object], setting: str, problems: list[str]) -
         soft_delete_retention_days=sd_days if isinstance(sd_days, int) else defaults.soft_delete_retention_days,
         immutability=str(immutability),
         public_network_access=str(pna),
+        operations=operations,
     )
 
 
@@ -490,30 +551,6 @@ def _parse_retention(
     return RetentionSettings(daily, weekly, monthly, yearly)
 
 
-def _parse_vms(raw: object, setting: str, problems: list[str]) -> tuple[VmTarget, ...]:
-    if raw is None:
-        problems.append(f"{setting} is required: a non-empty list of virtual machine resource ids")
-        return ()
-    if not isinstance(raw, (list, tuple)) or not raw:
-        problems.append(f"{setting} = {raw!r} must be a non-empty list of virtual machine resource ids")
-        return ()
-    targets: list[VmTarget] = []
-    seen: dict[str, int] = {}
-    for index, vm_id in enumerate(raw):
-        item_setting = f"{setting}[{index}]"
-        found = v.check_vm_id(vm_id, item_setting)
-        if found:
-            problems.extend(found)
-            continue
-        key = str(vm_id).lower()
-        if key in seen:
-            problems.append(f"{item_setting} = {vm_id!r} repeats {setting}[{seen[key]}]: each VM is protected once")
-            continue
-        seen[key] = index
-        targets.append(VmTarget.from_id(str(vm_id), item_setting))
-    return tuple(targets)
-
-
 def _parse_initial_backup(raw: Mapping[str, object], setting: str, problems: list[str]) -> InitialBackupSettings:
     problems.extend(_unknown_keys(raw, _INITIAL_BACKUP_KEYS, setting))
     defaults = InitialBackupSettings()
@@ -536,3 +573,450 @@ def _parse_initial_backup(raw: Mapping[str, object], setting: str, problems: lis
         timeout_minutes=values["timeoutMinutes"],
         poll_seconds=values["pollSeconds"],
     )
+
+
+# --- fleet topology (issue 16): several vaults, several policies per vault, per-VM options ------
+
+#: The vault and policy key of the single-vault form (``protected-vm:vault`` + ``protected-vm:policy``).
+#: Resources of this key keep the names they had before fleets (``components.program``), so a
+#: ``protected-vm:vaults`` entry keyed ``default`` with a policy keyed ``default`` is today's stack.
+DEFAULT_KEY = "default"
+#: Keys become parts of Pulumi resource names (``backup-<vault>-policy-<policy>``): short and plain.
+_KEY = re.compile(r"^[a-z][a-z0-9-]{0,23}\Z")
+_KEY_RULE = "1-24 lower-case letters, digits and hyphens, starting with a letter"
+#: Azure region names as ARM spells them (``westeurope``, ``eastus2``); display names are not accepted.
+_REGION = re.compile(r"^[a-z][a-z0-9]{2,30}\Z")
+_FLEET_VAULT_KEYS = {"policies", "defaultPolicy"}
+_FLEET_POLICY_KEYS = {"tier"}
+_VM_ENTRY_KEYS = {"id", "vault", "policy", "disks", "location"}
+_DISK_KEYS = ("include", "exclude", "osDiskOnly")
+#: Data disk LUNs: azurerm ``azurerm_backup_protected_vm`` validates ``include_disk_luns`` /
+#: ``exclude_disk_luns`` items with ``IntAtLeast(0)``. The upper bound is ours: the largest Azure VM
+#: sizes take 64 data disks (docs "Sizes for virtual machines"), so LUNs 0-63; no source states
+#: the backup service's own bound.
+DATA_DISK_LUN_LIMITS = (0, 63)
+
+
+@dataclass(frozen=True)
+class DiskSelection:
+    """Selective disk backup, as Azure's ``extendedProperties.diskExclusionProperties`` on the
+    protected item (``AzureIaaSComputeVMProtectedItem``; azure-native ``DiskExclusionPropertiesArgs``):
+    ``diskLunList`` with ``isInclusionList`` true backs up the OS disk and those data disks only,
+    false backs up every disk but those. azurerm sends exactly this (``expandDiskExclusion``:
+    ``include_disk_luns`` -> true, ``exclude_disk_luns`` -> false, the two conflict). OS disk only
+    is an inclusion list with no LUN (Azure CLI ``--exclude-all-data-disks``; that this is its body
+    is our reading of the docs' "Selective disk backup" page, not a published example)."""
+
+    luns: tuple[int, ...]
+    is_inclusion_list: bool
+
+    def to_azure(self) -> dict[str, object]:
+        return {"diskLunList": list(self.luns), "isInclusionList": self.is_inclusion_list}
+
+    def describe(self) -> str:
+        if self.is_inclusion_list:
+            return "OS disk only" if not self.luns else "OS + LUN " + ",".join(map(str, self.luns))
+        return "all but LUN " + ",".join(map(str, self.luns))
+
+
+@dataclass(frozen=True)
+class FleetPolicy:
+    key: str
+    settings: PolicySettings
+    #: The policy pack's tier label (``tier``, default the key); None in the single-vault form,
+    #: whose policy carries no tier tag (its inputs stay exactly as before fleets).
+    tier: str | None = None
+
+
+@dataclass(frozen=True)
+class FleetVault:
+    key: str
+    settings: VaultSettings
+    policies: tuple[FleetPolicy, ...]
+    default_policy: str | None = None
+
+    def policy(self, key: str) -> FleetPolicy | None:
+        return next((p for p in self.policies if p.key == key), None)
+
+
+@dataclass(frozen=True)
+class VmAssignment:
+    """One VM, the vault and policy (keys) protecting it, and its per-VM options."""
+
+    target: VmTarget
+    vault: str = DEFAULT_KEY
+    policy: str = DEFAULT_KEY
+    disks: DiskSelection | None = None
+    #: The VM's region when the stack file says it (then checked against the vault's at preview).
+    location: str | None = None
+    #: Where the entry is in the stack file (``vms[3]``), for messages.
+    setting: str = field(default="vms", compare=False)
+
+
+@dataclass(frozen=True)
+class Topology:
+    vaults: tuple[FleetVault, ...]
+    vms: tuple[VmAssignment, ...]
+
+    def vault(self, key: str) -> FleetVault:
+        return next(v for v in self.vaults if v.key == key)
+
+    def vms_of(self, vault_key: str) -> tuple[VmAssignment, ...]:
+        return tuple(vm for vm in self.vms if vm.vault == vault_key)
+
+
+def single_vault_topology(
+    vault: VaultSettings, policy: PolicySettings, vms: tuple[VmAssignment, ...]
+) -> Topology:
+    """The single-vault form as a fleet of one: vault and policy keyed :data:`DEFAULT_KEY`."""
+    fleet_vault = FleetVault(DEFAULT_KEY, vault, (FleetPolicy(DEFAULT_KEY, policy),), DEFAULT_KEY)
+    return Topology(
+        (fleet_vault,), tuple(dataclasses.replace(vm, vault=DEFAULT_KEY, policy=DEFAULT_KEY) for vm in vms)
+    )
+
+
+def _text_or_none(raw: object) -> str | None:
+    return raw if isinstance(raw, str) and raw else None
+
+
+def parse_fleet_settings(decoded: Mapping[str, object], *, default_location: str | None = None) -> StackSettings:
+    """The fleet form: ``protected-vm:vaults`` declares every vault with its policies, and
+    ``protected-vm:vms`` entries name their vault and policy (or take the vault's default)."""
+    problems: list[str] = []
+    for legacy in ("vault", "policy"):
+        if legacy in decoded:
+            problems.append(
+                f"{legacy} and vaults cannot both be set: vaults declares every vault and its policies "
+                f"(vaults.<key>.policies); move protected-vm:{legacy} into it"
+            )
+    vaults = _parse_fleet_vaults(decoded.get("vaults"), "vaults", problems)
+    vms = decoded.get("vms")
+    entries = () if isinstance(vms, _Unreadable) else _parse_vm_entries(vms, "vms", vaults, problems)
+    initial, removal = _parse_common(decoded.get("initialBackup"), decoded.get("onRemove"), problems)
+    topology = Topology(vaults, entries)
+    problems.extend(check_topology(topology, default_location, fleet_form=True))
+    if problems:
+        raise ValidationError(problems)
+    first = vaults[0]
+    first_policy = first.policy(first.default_policy or "") or first.policies[0]
+    return StackSettings(
+        first.settings,
+        first_policy.settings,
+        tuple(entry.target for entry in entries),
+        initial,
+        removal,
+        topology,
+    )
+
+
+def _bad_key(key: str) -> bool:
+    return not _KEY.match(key)
+
+
+def _parse_fleet_vaults(raw: object, setting: str, problems: list[str]) -> tuple[FleetVault, ...]:
+    if isinstance(raw, _Unreadable):
+        return ()
+    if not isinstance(raw, Mapping) or not raw or not all(isinstance(k, str) for k in raw):
+        problems.append(
+            f"{setting} = {raw!r} must be a non-empty object of vaults by key, e.g. "
+            "{weu: {name: rsv-weu, resourceGroup: rg-backup, location: westeurope, policies: {gold: {...}}}}"
+        )
+        return ()
+    vaults: list[FleetVault] = []
+    for key, value in cast(Mapping[str, object], raw).items():
+        vault_setting = f"{setting}.{key}"
+        if _bad_key(key):
+            problems.append(f"{vault_setting} is not a valid vault key: {_KEY_RULE}")
+            continue
+        before = len(problems)
+        section = _mapping(value, vault_setting, problems)
+        if len(problems) > before:  # not an object: its settings are not then also reported missing
+            continue
+        known = _VAULT_KEYS | _FLEET_VAULT_KEYS
+        problems.extend(_unknown_keys({k: v for k, v in section.items() if k not in known}, known, vault_setting))
+        settings = _parse_vault({k: v for k, v in section.items() if k in _VAULT_KEYS}, vault_setting, problems)
+        policies = _parse_fleet_policies(section.get("policies"), f"{vault_setting}.policies", problems)
+        default = section.get("defaultPolicy")
+        keys = [p.key for p in policies]
+        if default is not None and policies and (not isinstance(default, str) or default not in keys):
+            problems.append(
+                f"{vault_setting}.defaultPolicy = {default!r} is not a policy of vault {key}: its policies are "
+                f"{', '.join(sorted(keys)) or '(none)'}"
+                + (_did_you_mean(default, keys) if isinstance(default, str) else "")
+            )
+            default = None
+        if default is None and len(policies) == 1:
+            default = policies[0].key
+        vaults.append(FleetVault(key, settings, policies, default if default in keys else None))
+    return tuple(vaults)
+
+
+def _parse_fleet_policies(raw: object, setting: str, problems: list[str]) -> tuple[FleetPolicy, ...]:
+    if not isinstance(raw, Mapping) or not raw or not all(isinstance(k, str) for k in raw):
+        problems.append(
+            f"{setting} = {raw!r} must be a non-empty object of backup policies by key, e.g. "
+            "{gold: {type: Enhanced, schedule: {...}, retention: {...}}}"
+            if raw is not None
+            else f"{setting} is required: an object of backup policies by key, e.g. "
+            "{silver: {retention: {daily: 30}}}"
+        )
+        return ()
+    policies: list[FleetPolicy] = []
+    for key, value in cast(Mapping[str, object], raw).items():
+        policy_setting = f"{setting}.{key}"
+        if _bad_key(key):
+            problems.append(f"{policy_setting} is not a valid policy key: {_KEY_RULE}")
+            continue
+        before = len(problems)
+        section = _mapping(value, policy_setting, problems)
+        if len(problems) > before:
+            continue
+        tier = section.get("tier", key)
+        if not isinstance(tier, str) or _bad_key(tier):
+            problems.append(f"{policy_setting}.tier = {tier!r} is not a valid tier label: {_KEY_RULE}")
+            tier = key
+        body = {"name": key, **{k: v for k, v in section.items() if k not in _FLEET_POLICY_KEYS}}
+        if "existingId" in section:
+            body.pop("name")
+        known = _POLICY_KEYS | _FLEET_POLICY_KEYS
+        problems.extend(_unknown_keys({k: v for k, v in body.items() if k not in known}, known, policy_setting))
+        settings = _parse_policy({k: v for k, v in body.items() if k in _POLICY_KEYS}, policy_setting, problems)
+        policies.append(FleetPolicy(key, settings, str(tier)))
+    return tuple(policies)
+
+
+def _parse_vm_entries(
+    raw: object, setting: str, vaults: tuple[FleetVault, ...] | None, problems: list[str]
+) -> tuple[VmAssignment, ...]:
+    """``vms``: ids, or ``{id, vault, policy, disks, location}`` objects. ``vaults`` is None in the
+    single-vault form, where an entry cannot name a vault or policy."""
+    if raw is None:
+        problems.append(f"{setting} is required: a non-empty list of virtual machine resource ids")
+        return ()
+    if not isinstance(raw, (list, tuple)) or not raw:
+        problems.append(f"{setting} = {raw!r} must be a non-empty list of virtual machine resource ids")
+        return ()
+    entries: list[VmAssignment] = []
+    seen: dict[str, tuple[int, str]] = {}
+    for index, entry in enumerate(raw):
+        item_setting = f"{setting}[{index}]"
+        assignment = _parse_vm_entry(entry, item_setting, vaults, problems)
+        if assignment is None:
+            continue
+        vm_id = assignment.target.vm_id
+        key = vm_id.lower()
+        if key in seen:
+            first, first_vault = seen[key]
+            where = (
+                f" (by one vault: {setting}[{first}] assigns it to vault {first_vault}, this entry to vault "
+                f"{assignment.vault})"
+                if first_vault != assignment.vault
+                else ""
+            )
+            problems.append(f"{item_setting} = {vm_id!r} repeats {setting}[{first}]: each VM is protected once{where}")
+            continue
+        seen[key] = (index, assignment.vault)
+        entries.append(assignment)
+    return tuple(entries)
+
+
+def _parse_vm_entry(
+    entry: object, setting: str, vaults: tuple[FleetVault, ...] | None, problems: list[str]
+) -> VmAssignment | None:
+    if isinstance(entry, Mapping):
+        if not all(isinstance(k, str) for k in entry):
+            problems.append(f"{setting} = {entry!r} must be an object whose keys are setting names")
+            return None
+        section = cast(Mapping[str, object], entry)
+        before = len(problems)
+        problems.extend(_unknown_keys(section, _VM_ENTRY_KEYS, setting))
+        vm_id = section.get("id")
+        if vm_id is None:
+            problems.append(f"{setting}.id is required: the virtual machine resource id")
+        else:
+            problems.extend(v.check_vm_id(vm_id, f"{setting}.id"))
+        vault_key, policy_key = _assign(section, setting, vaults, problems)
+        disks = _parse_disks(section["disks"], f"{setting}.disks", problems) if "disks" in section else None
+        location = section.get("location")
+        if location is not None and (not isinstance(location, str) or not _REGION.match(location)):
+            problems.append(
+                f"{setting}.location = {location!r} is not an Azure region name: lower-case letters and digits "
+                "as ARM spells it, e.g. westeurope"
+            )
+            location = None
+        if len(problems) > before:
+            return None
+        return VmAssignment(
+            VmTarget.from_id(str(vm_id), f"{setting}.id"),
+            vault_key,
+            policy_key,
+            disks,
+            location,
+            setting,
+        )
+    found = v.check_vm_id(entry, setting)
+    if found:
+        problems.extend(found)
+        return None
+    if vaults is None:
+        return VmAssignment(VmTarget.from_id(str(entry), setting), setting=setting)
+    if len(vaults) != 1:
+        if vaults:
+            problems.append(
+                f"{setting} = {entry!r} must name its vault: this stack has {len(vaults)} vaults "
+                f"({', '.join(vt.key for vt in vaults)}); write {{id: <vm id>, vault: <key>}}"
+            )
+        return None
+    only = vaults[0]
+    if only.default_policy is None:
+        if only.policies:  # else reported once, at the vault
+            problems.append(_no_default_policy(setting, only))
+        return None
+    return VmAssignment(VmTarget.from_id(str(entry), setting), only.key, only.default_policy, setting=setting)
+
+
+def _no_default_policy(setting: str, vault: FleetVault) -> str:
+    return (
+        f"{setting} names no policy and vault {vault.key} has no defaultPolicy: set {setting}.policy or "
+        f"vaults.{vault.key}.defaultPolicy to one of {', '.join(sorted(p.key for p in vault.policies))}"
+    )
+
+
+def _assign(
+    section: Mapping[str, object], setting: str, vaults: tuple[FleetVault, ...] | None, problems: list[str]
+) -> tuple[str, str]:
+    """The (vault, policy) keys an entry names, resolved against the declared vaults."""
+    if vaults is None:
+        for key in ("vault", "policy"):
+            if key in section:
+                problems.append(
+                    f"{setting}.{key} needs protected-vm:vaults: this stack declares its one vault and policy in "
+                    "protected-vm:vault and protected-vm:policy"
+                )
+        return DEFAULT_KEY, DEFAULT_KEY
+    keys = [vt.key for vt in vaults]
+    raw_vault = section.get("vault")
+    if raw_vault is None:
+        if len(vaults) != 1:
+            if vaults:
+                problems.append(
+                    f"{setting}.vault is required: this stack has {len(vaults)} vaults ({', '.join(keys)})"
+                )
+            return "", ""
+        vault = vaults[0]
+    else:
+        match = next((vt for vt in vaults if vt.key == raw_vault), None)
+        if match is None:
+            if vaults:
+                problems.append(
+                    f"{setting}.vault = {raw_vault!r} is not a vault of this stack: its vaults are "
+                    f"{', '.join(sorted(keys))}"
+                    + (_did_you_mean(raw_vault, keys) if isinstance(raw_vault, str) else "")
+                )
+            return "", ""
+        vault = match
+    raw_policy = section.get("policy")
+    if not vault.policies:  # reported once, at the vault
+        return vault.key, ""
+    if raw_policy is None:
+        if vault.default_policy is None:
+            problems.append(_no_default_policy(setting, vault))
+            return vault.key, ""
+        return vault.key, vault.default_policy
+    policy_keys = [p.key for p in vault.policies]
+    if not isinstance(raw_policy, str) or raw_policy not in policy_keys:
+        problems.append(
+            f"{setting}.policy = {raw_policy!r} is not a policy of vault {vault.key}: its policies are "
+            f"{', '.join(sorted(policy_keys))}"
+            + (_did_you_mean(raw_policy, policy_keys) if isinstance(raw_policy, str) else "")
+        )
+        return vault.key, ""
+    return vault.key, raw_policy
+
+
+def _parse_disks(raw: object, setting: str, problems: list[str]) -> DiskSelection | None:
+    """``{include: [LUN...]}``, ``{exclude: [LUN...]}`` or ``{osDiskOnly: true}``; see :class:`DiskSelection`."""
+    shape = (
+        f"{setting} = {raw!r} must be an object with one of include (data disk LUNs to back up with the OS disk), "
+        "exclude (data disk LUNs to skip) or osDiskOnly: true"
+    )
+    if not isinstance(raw, Mapping) or not raw or not all(isinstance(k, str) for k in raw):
+        problems.append(shape)
+        return None
+    section = cast(Mapping[str, object], raw)
+    unknown = _unknown_keys(section, set(_DISK_KEYS), setting)
+    if unknown:
+        problems.extend(unknown)
+        return None
+    chosen = [key for key in _DISK_KEYS if key in section]
+    if len(chosen) > 1:
+        problems.append(
+            f"{setting} sets {' and '.join(chosen)}: choose one of include, exclude, osDiskOnly (Azure's "
+            "diskExclusionProperties is one LUN list, either included or excluded)"
+        )
+        return None
+    key = chosen[0]
+    if key == "osDiskOnly":
+        value = section[key]
+        if value is not True:
+            problems.append(
+                f"{setting}.osDiskOnly = {value!r} must be true (leave disks out to back up every disk)"
+            )
+            return None
+        return DiskSelection((), True)
+    luns = section[key]
+    if not isinstance(luns, list) or not luns:
+        problems.append(
+            f"{setting}.{key} = {luns!r} must be a non-empty list of data disk LUNs"
+            + (" (use osDiskOnly: true to back up the OS disk alone)" if key == "include" else "")
+        )
+        return None
+    low, high = DATA_DISK_LUN_LIMITS
+    found: list[int] = []
+    before = len(problems)
+    for index, lun in enumerate(luns):
+        if isinstance(lun, bool) or not isinstance(lun, int) or not low <= lun <= high:
+            problems.append(f"{setting}.{key}[{index}] = {lun!r} is not a data disk LUN: a whole number {low}-{high}")
+        elif lun in found:
+            problems.append(f"{setting}.{key}[{index}] = {lun} repeats LUN {lun}")
+        else:
+            found.append(lun)
+    if len(problems) > before:
+        return None
+    return DiskSelection(tuple(sorted(found)), key == "include")
+
+
+def check_topology(topology: Topology, default_location: str | None, *, fleet_form: bool) -> list[str]:
+    """Rules over the whole fleet, each problem listed: a VM in another region than its vault
+    (when the entry says its ``location``), Azure's per-vault limits, one Azure vault declared twice.
+    The single-vault form's VM limit stays with ``components.program.check_vm_list``."""
+    problems: list[str] = []
+    seen_vaults: dict[tuple[str, str], str] = {}
+    for vault in topology.vaults:
+        settings = vault.settings
+        where = (settings.resource_group.lower(), settings.name.lower())
+        if settings.name and where in seen_vaults:
+            problems.append(
+                f"vaults.{vault.key} and vaults.{seen_vaults[where]} are both vault {settings.resource_group}/"
+                f"{settings.name}: declare each vault once and give it several policies"
+            )
+        seen_vaults.setdefault(where, vault.key)
+        problems.extend(v.check_policies_per_vault(len(vault.policies), f"vaults.{vault.key}.policies"))
+        names: dict[str, str] = {}
+        for policy in vault.policies:
+            name = policy.settings.name.lower()
+            if name and name in names and not policy.settings.reuses_existing:
+                problems.append(
+                    f"vaults.{vault.key}.policies.{policy.key} and vaults.{vault.key}.policies.{names[name]} are "
+                    f"both policy {policy.settings.name!r} in vault {vault.key}: give each its own name"
+                )
+            names.setdefault(name, policy.key)
+        members = topology.vms_of(vault.key)
+        if fleet_form:
+            problems.extend(v.check_vms_per_vault(len(members), f"vaults.{vault.key}"))
+        region = None if settings.reuses_existing else (settings.location or default_location)
+        for vm in members:
+            problems.extend(
+                v.check_vm_region(vm.location, region, vm.setting, vm.target.name, vault.key, settings.name)
+            )
+    return problems

@@ -39,6 +39,8 @@ import pulumi
 import pulumi.dynamic as dyn
 
 from components.config import InitialBackupSettings
+from components.dynamic_pickling import pickler_restored
+from components.engine_values import has_unknown, is_unknown
 from components.validation import ValidationError
 
 #: Property names as the engine, the policy pack and ``pulumi stack output`` see them.
@@ -49,30 +51,6 @@ RESULTS = "results"
 TYPE_TOKEN = "pulumi-python:dynamic/protectedvm:InitialBackup"
 
 LogSink = Callable[[int, str], None]
-
-
-def _is_unknown(value: object) -> bool:
-    """Whether an input is not known yet (preview of a stack whose vault is still to be created).
-
-    The engine marks unknowns with the sentinel string ``rpc.UNKNOWN`` on the wire; the dynamic
-    provider host deserializes Check and Diff properties with ``keep_unknowns=True``, which turns
-    that sentinel into a :class:`pulumi.output.Unknown` instance (``pulumi/dynamic/__main__.py``).
-    Both shapes occur, so both count; never try to parse either."""
-    from pulumi.output import Unknown
-    from pulumi.runtime import rpc
-
-    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
-
-
-def _has_unknown(value: object) -> bool:
-    """``value`` or anything nested in it (a list element, a settings field) is unknown."""
-    if _is_unknown(value):
-        return True
-    if isinstance(value, Mapping):
-        return any(_has_unknown(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_unknown(v) for v in value)
-    return False
 
 
 _HOST_OUTPUT_LOCK = threading.Lock()
@@ -169,7 +147,7 @@ class InitialBackupProvider(dyn.ResourceProvider):
         from protectedvm.ids import VaultRef, VmRef
 
         vault_id = news.get(VAULT_ID)
-        if not _is_unknown(vault_id):
+        if not is_unknown(vault_id):
             try:
                 VaultRef.from_id(str(vault_id))
             except ValueError as error:
@@ -177,22 +155,22 @@ class InitialBackupProvider(dyn.ResourceProvider):
         vm_ids = news.get(VM_IDS)
         if isinstance(vm_ids, (list, tuple)):
             for index, vm_id in enumerate(vm_ids):
-                if _is_unknown(vm_id):
+                if is_unknown(vm_id):
                     continue
                 try:
                     VmRef.from_id(str(vm_id))
                 except ValueError as error:
                     failures.append(dyn.CheckFailure(f"{VM_IDS}[{index}]", str(error)))
-        elif not _is_unknown(vm_ids):
+        elif not is_unknown(vm_ids):
             failures.append(dyn.CheckFailure(VM_IDS, f"must be a list of VM resource ids, got {vm_ids!r}"))
         settings = news.get(SETTINGS)
         if isinstance(settings, Mapping):
-            known = {key: value for key, value in settings.items() if not _has_unknown(value)}
+            known = {key: value for key, value in settings.items() if not has_unknown(value)}
             try:
                 InitialBackupSettings.from_dict(known)
             except ValidationError as error:
                 failures += [dyn.CheckFailure(SETTINGS, problem) for problem in error.problems]
-        elif settings is not None and not _is_unknown(settings):
+        elif settings is not None and not is_unknown(settings):
             failures.append(dyn.CheckFailure(SETTINGS, f"must be an object, got {settings!r}"))
         return dyn.CheckResult(news, failures)
 
@@ -203,14 +181,14 @@ class InitialBackupProvider(dyn.ResourceProvider):
         guessed replacement; any other unknown input is an update too."""
         old_vault, new_vault = olds.get(VAULT_ID), news.get(VAULT_ID)
         replaces: list[str] = []
-        if not _is_unknown(new_vault) and str(old_vault).lower() != str(new_vault).lower():
+        if not is_unknown(new_vault) and str(old_vault).lower() != str(new_vault).lower():
             replaces.append(VAULT_ID)
         new_vms, new_settings = news.get(VM_IDS), news.get(SETTINGS)
         changes = (
             bool(replaces)
-            or _has_unknown(new_vault)
-            or _has_unknown(new_vms)
-            or _has_unknown(new_settings)
+            or has_unknown(new_vault)
+            or has_unknown(new_vms)
+            or has_unknown(new_settings)
             or _vm_key_set(olds.get(VM_IDS)) != _vm_key_set(new_vms)
             or _settings_key(olds.get(SETTINGS)) != _settings_key(new_settings)
         )
@@ -310,7 +288,8 @@ class InitialBackup(dyn.Resource, module="protectedvm", name="InitialBackup"):
             SETTINGS: settings.to_dict(),
             RESULTS: None,
         }
-        super().__init__(provider or InitialBackupProvider(), resource_name, props, opts)
+        with pickler_restored():
+            super().__init__(provider or InitialBackupProvider(), resource_name, props, opts)
 
     @property
     def vault_id(self) -> pulumi.Output[str]:

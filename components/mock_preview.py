@@ -11,7 +11,7 @@ resolved stack outputs. Mocks answer with ARM-shaped ids so outputs read like a 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ class PlannedResource:
     custom: bool
     #: Registered in preview mode: ``id`` is what Azure will assign, not yet known to the engine.
     preview: bool = False
+    #: The ``import_`` resource option: the id of an existing Azure object the engine adopts.
+    import_id: str | None = None
 
 
 @dataclass
@@ -199,18 +201,41 @@ _NAME_INPUTS = {
 }
 
 
+#: ARM's 404 for a resource (or a resource under a vault) that does not exist; azure-native's
+#: invoke wraps it as "request failed <id>: ..." (pulumi-azure-native provider.go ``Invoke``).
+_NOT_FOUND = "ResourceNotFound: The Resource '{id}' was not found (404)"
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Echo inputs as outputs (what Azure would echo back), with ARM ids and names.
 
     With ``preview=True`` it answers as the engine does for resources a new stack's first preview
     would create: no id and only the inputs as outputs, so every id and computed output (a vault's
     ``id`` and ``name``) is unknown to the program and to whatever consumes it. Recorded ids are
-    still filled in, for the plan's readers."""
+    still filled in, for the plan's readers.
 
-    def __init__(self, subscription: str = MOCK_SUBSCRIPTION, *, preview: bool = False) -> None:
+    Invokes (the program's reads of Azure) are answered per token: ``getVault`` finds the vaults
+    named in ``existing_vaults`` (None, the default: every vault, i.e. an existing stack; an empty
+    set: a brand-new stack); ``getProtectedItem`` finds only the items whose ARM ids are in
+    ``existing_items`` (compared case-insensitively, answered with the id as given: Azure's
+    casing), i.e. by default no VM has a backup item kept from an earlier removal. Anything not
+    found fails as azure-native's invoke does for Azure's 404."""
+
+    def __init__(
+        self,
+        subscription: str = MOCK_SUBSCRIPTION,
+        *,
+        preview: bool = False,
+        existing_vaults: Collection[str] | None = None,
+        existing_items: Collection[str] = (),
+    ) -> None:
         self.subscription = subscription
         self.preview = preview
+        self.existing_vaults = None if existing_vaults is None else {v.lower() for v in existing_vaults}
+        self.existing_items = {item.lower(): item for item in existing_items}
         self.resources: list[PlannedResource] = []
+        #: Every invoke the program made: (token, arguments).
+        self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
@@ -219,13 +244,40 @@ class RecordingMocks(pulumi.runtime.Mocks):
         name_key = _NAME_INPUTS.get(args.typ)
         if name_key and name_key in inputs and not self.preview:
             outputs["name"] = inputs[name_key]
+        identity = outputs.get("identity")
+        if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+            # Azure answers a map keyed by identity id (PUTVault_WithCMK.json), not the input list.
+            assigned: dict[str, dict[str, str]] = {key: {} for key in identity["userAssignedIdentities"]}
+            outputs["identity"] = {**identity, "userAssignedIdentities": assigned}
         self.resources.append(
-            PlannedResource(args.typ, args.name, inputs, resource_id, bool(args.custom), self.preview)
+            PlannedResource(
+                args.typ, args.name, inputs, resource_id, bool(args.custom), self.preview, args.resource_id or None
+            )
         )
         return ("" if self.preview else resource_id), outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        # Failures, not exceptions: the mock monitor returns them and the SDK raises them as the
+        # invoke's error, as it does for a real provider's.
+        arguments = dict(args.args)
+        self.calls.append((args.token, arguments))
+        vault_name = str(arguments.get("vaultName", ""))
+        vault_known = self.existing_vaults is None or vault_name.lower() in self.existing_vaults
+        if args.token == "azure-native:recoveryservices:getVault":
+            vault_id = _arm_id("azure-native:recoveryservices:Vault", arguments, self.subscription)
+            if not vault_known:
+                return {}, [("", _NOT_FOUND.format(id=vault_id))]
+            return {"id": vault_id, "name": vault_name}, []
+        if args.token == "azure-native:recoveryservices:getProtectedItem":
+            item_id = str(_arm_id("azure-native:recoveryservices:ProtectedItem", arguments, self.subscription))
+            found = self.existing_items.get(item_id.lower()) if vault_known else None
+            if found is None:
+                return {}, [("", _NOT_FOUND.format(id=item_id))]
+            return {"id": found, "name": arguments.get("protectedItemName"), "type": _ITEM_TYPE}, []
+        return {}, []
+
+
+_ITEM_TYPE = "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems"
 
 
 def evaluate(

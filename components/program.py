@@ -3,19 +3,29 @@ what ``pulumi up`` runs (``__main__.py`` only calls :func:`deploy`)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 from pulumi.runtime import config as pulumi_config
+from pulumi_azure_native import recoveryservices as rs
 
-from components.backup_vault import BackupVault
-from components.config import StackSettings, VmTarget, parse_config_values
+from components.backup_vault import BackupVault, policy_properties
+from components.config import (
+    DEFAULT_KEY,
+    FleetPolicy,
+    FleetVault,
+    StackSettings,
+    VmAssignment,
+    VmTarget,
+    parse_config_values,
+)
 from components.initial_backup import InitialBackup
-from components.protected_vm import ProtectedVM
-from components.validation import ValidationError
+from components.protected_vm import ProtectedVM, ProtectedVMArgs, kept_item_ids
+from components.validation import MAX_VMS_PER_VAULT, ValidationError
+
+__all__ = ["MAX_VMS_PER_VAULT", "check_vm_list", "deploy", "load_settings", "resource_name"]
 
 CONFIG_NAMESPACE = "protected-vm"
 
@@ -39,55 +49,227 @@ def load_settings(values: Mapping[str, object] | None = None) -> StackSettings:
         raise StackConfigError(error.problems) from None
 
 
-def resource_names(targets: tuple[VmTarget, ...]) -> list[str]:
-    """Logical names stay the VM name (readable in the plan) unless two VMs share it across
-    resource groups; then the resource group disambiguates. URNs must never collide."""
-    counts = Counter(t.name.lower() for t in targets)
-    return [(t.name if counts[t.name.lower()] == 1 else f"{t.resource_group}-{t.name}").lower() for t in targets]
+def resource_name(target: VmTarget) -> str:
+    """``{resource group}-{vm}``, lower-cased: a function of the VM alone, so adding, removing or
+    reordering other VMs never renames it (a rename would create the item again under a new URN
+    and delete the old one, which is the same Azure object: the VM would end up unprotected).
+    Unique within a stack because a vault protects VMs of its own subscription only (checked by
+    :func:`check_vm_list` all the same)."""
+    return f"{target.resource_group}-{target.name}".lower()
+
+
+def legacy_aliases(targets: tuple[VmTarget, ...]) -> list[list[pulumi.Alias]]:
+    """Aliases that keep the URNs of stacks deployed before :func:`resource_name`.
+
+    Those named a VM by its name alone when no other VM of the stack shared it, else exactly as
+    :func:`resource_name` does. So every VM may once have been ``{vm}`` and claims that old name.
+    An alias only matters when the state holds that URN; should two VMs of one name claim a
+    state's ``{vm}`` (the upgrade and a same-named VM in one update), the engine refuses the
+    ambiguity at preview ("duplicate resource alias") instead of guessing which VM it was: deploy
+    the upgrade first, then add the VM. Children follow their parent's alias because their names
+    start with the parent's name (``{name}-item``: Pulumi's inherited child aliases)."""
+    return [[pulumi.Alias(name=target.name.lower())] for target in targets]
+
+
+
+
+def check_vm_list(targets: tuple[VmTarget, ...], *, one_vault: bool = True) -> None:
+    """Stack-wide rules on the VM list, before anything is registered: at most one VM per
+    resource name (two VMs with the same resource group and name can only differ by
+    subscription; say so before Pulumi reports a duplicate URN) and, for a stack of one vault,
+    the vault's VM limit (a fleet's per-vault limit is checked with its topology, at parse time)."""
+    seen: dict[str, VmTarget] = {}
+    problems = []
+    if one_vault and len(targets) > MAX_VMS_PER_VAULT:
+        problems.append(
+            f"vms: {len(targets)} VMs share one vault, which protects at most {MAX_VMS_PER_VAULT} Azure VMs: "
+            "split them across stacks (one vault each)"
+        )
+    for target in targets:
+        name = resource_name(target)
+        if name in seen:
+            problems.append(
+                f"vms: {seen[name].vm_id} and {target.vm_id} are in different subscriptions; a vault protects "
+                "VMs of its own subscription only: use one stack (and vault) per subscription"
+            )
+        seen.setdefault(name, target)
+    if problems:
+        raise ValidationError(problems)
+
+
+#: Tag on each policy of a ``protected-vm:vaults`` stack: the policy pack's per-tier rules read it.
+TIER_TAG = "protected-vm-tier"
+
+
+def vault_resource_name(key: str) -> str:
+    """``backup`` for the vault keyed ``default`` (the single-vault form's, so today's stacks keep
+    every URN), else ``backup-<key>``: a function of the key alone, so adding, removing or
+    reordering vaults never renames one."""
+    return "backup" if key == DEFAULT_KEY else f"backup-{key}"
+
+
+def policy_resource_name(vault_name: str, key: str) -> str:
+    """``<vault>-policy`` for the policy keyed ``default`` (today's name), else ``<vault>-policy-<key>``."""
+    return f"{vault_name}-policy" if key == DEFAULT_KEY else f"{vault_name}-policy-{key}"
+
+
+def initial_backup_name(key: str) -> str:
+    """``initial-backup`` for the vault keyed ``default`` (today's name), else ``initial-backup-<key>``."""
+    return "initial-backup" if key == DEFAULT_KEY else f"initial-backup-{key}"
+
+
+@dataclass
+class FleetMember:
+    """One vault of the stack as registered: the component, its policies' ids, its VMs."""
+
+    key: str
+    backup_vault: BackupVault
+    policy_ids: dict[str, pulumi.Output[str]]
+    protected_vms: list[ProtectedVM]
+    initial_backup: InitialBackup | None
 
 
 @dataclass
 class Deployment:
     backup_vault: BackupVault
     protected_vms: list[ProtectedVM]
-    initial_backup: InitialBackup
+    #: The first vault's (None when a fleet's first vault has no VM yet).
+    initial_backup: InitialBackup | None
+    #: Every vault (the first is ``backup_vault``); one entry for a single-vault stack.
+    vaults: list[FleetMember]
+
+
+def _policy(
+    backup_vault: BackupVault, vault_name: str, policy: FleetPolicy, tags: dict[str, str]
+) -> pulumi.Output[str]:
+    """One policy of a vault, as ``BackupVault`` registered it before fleets (same name, parent,
+    inputs): a child of the vault's component. A reused policy (``existingId``) registers nothing."""
+    if policy.settings.reuses_existing:
+        return pulumi.Output.from_input(str(policy.settings.existing_id))
+    policy_tags = tags if policy.tier is None else {**tags, TIER_TAG: policy.tier}
+    created = rs.ProtectionPolicy(
+        policy_resource_name(vault_name, policy.key),
+        policy_name=policy.settings.name,
+        vault_name=backup_vault.vault_name,
+        resource_group_name=backup_vault.resource_group_name,
+        properties=policy_properties(policy.settings),
+        tags=policy_tags,
+        opts=pulumi.ResourceOptions(parent=backup_vault),
+    )
+    return created.id
+
+
+def _deploy_vault(
+    vault: FleetVault,
+    backup_vault: BackupVault,
+    vms: tuple[VmAssignment, ...],
+    settings: StackSettings,
+    tags: dict[str, str],
+    kept: dict[str, str],
+) -> FleetMember:
+    name = vault_resource_name(vault.key)
+    policy_ids = {policy.key: _policy(backup_vault, name, policy, tags) for policy in vault.policies}
+    protected = []
+    for vm in vms:
+        (aliases,) = legacy_aliases((vm.target,))
+        args: ProtectedVMArgs = {
+            "vm_id": vm.target.vm_id,
+            "backup_vault": backup_vault,
+            "on_remove": settings.on_remove,
+            "policy_id": policy_ids[vm.policy],
+            "import_id": kept.get(vm.target.vm_id.lower()),
+        }
+        if vm.disks is not None:
+            args["disk_exclusion"] = vm.disks.to_azure()
+        opts = pulumi.ResourceOptions(aliases=aliases) if aliases else None
+        protected.append(ProtectedVM(resource_name(vm.target), args, opts=opts))
+    # One trigger-and-verify resource per vault, after every item of the vault is protected: the
+    # dynamic provider runs at most 4 create() calls at once, so per-VM resources would serialise,
+    # while up to 4 vaults verify concurrently in one `pulumi up`.
+    initial = (
+        InitialBackup(
+            initial_backup_name(vault.key),
+            vault_id=backup_vault.vault_id,
+            vm_ids=[vm.target.vm_id for vm in protected],
+            settings=settings.initial_backup,
+            opts=pulumi.ResourceOptions(depends_on=[vm.protected_item for vm in protected]),
+        )
+        if protected
+        else None
+    )
+    return FleetMember(vault.key, backup_vault, policy_ids, protected, initial)
 
 
 def deploy(settings: StackSettings | None = None) -> Deployment:
-    """Build the shared vault + policy, one ProtectedVM per VM, and export honest outputs."""
+    """Build every vault with its policies, one ProtectedVM per VM, one InitialBackup per vault,
+    and export honest outputs. A single-vault stack is the one-vault case, under today's names."""
     settings = settings or load_settings()
-    location = settings.vault.location or pulumi.Config("azure-native").get("location")
-    backup_vault = BackupVault(
-        "backup",
-        vault=settings.vault,
-        policy=settings.policy,
-        location=location,
-        tags={"managed-by": "protected-vm", "stack": pulumi.get_stack()},
-    )
-    protected = [
-        ProtectedVM(name, {"vm_id": target.vm_id, "backup_vault": backup_vault})
-        for name, target in zip(resource_names(settings.vms), settings.vms, strict=True)
+    fleet = settings.fleet
+    check_vm_list(settings.vms, one_vault=len(fleet.vaults) == 1)
+    location = pulumi.Config("azure-native").get("location")
+    tags = {"managed-by": "protected-vm", "stack": pulumi.get_stack()}
+    # Every vault first: BackupVault asks Azure whether its vault exists (a synchronous invoke,
+    # which also runs every registration still pending), so asking before the first VM is
+    # registered keeps a fleet's evaluation as cheap per VM as one vault's.
+    vaults = [
+        BackupVault(vault_resource_name(v.key), vault=v.settings, policy=None, location=location, tags=tags)
+        for v in fleet.vaults
     ]
-    # One trigger-and-verify resource for the whole vault, after every item is protected: the
-    # dynamic provider runs at most 4 create() calls at once, so per-VM resources would serialise.
-    initial = InitialBackup(
-        "initial-backup",
-        vault_id=backup_vault.vault_id,
-        vm_ids=[vm.target.vm_id for vm in protected],
-        settings=settings.initial_backup,
-        opts=pulumi.ResourceOptions(depends_on=[vm.protected_item for vm in protected]),
+    # Items Azure kept from an earlier removal are adopted (imported), not created again. Asked for
+    # every vault before any VM is registered, for the same reason as the vaults' invokes above.
+    kept = {v.key: kept_item_ids(v.settings, [vm.target for vm in fleet.vms_of(v.key)]) for v in fleet.vaults}
+    members = [
+        _deploy_vault(vault, backup_vault, fleet.vms_of(vault.key), settings, tags, kept[vault.key])
+        for vault, backup_vault in zip(fleet.vaults, vaults, strict=True)
+    ]
+    first = members[0]
+    pulumi.export("vaultId", first.backup_vault.vault_id)
+    pulumi.export("vaultName", first.backup_vault.vault_name)
+    first_policy = fleet.vaults[0].default_policy or fleet.vaults[0].policies[0].key
+    pulumi.export("policyId", first.policy_ids[first_policy])
+    records = [
+        _vm_output(pvm, member, vm)
+        for member in members
+        for pvm, vm in zip(member.protected_vms, fleet.vms_of(member.key), strict=True)
+    ]
+    pulumi.export("protectedVms", records)
+    initials = [m.initial_backup for m in members if m.initial_backup is not None]
+    pulumi.export(
+        "initialBackups",
+        initials[0].results
+        if len(initials) == 1
+        else pulumi.Output.all(*[ib.results for ib in initials]).apply(_merged),
     )
-    pulumi.export("vaultId", backup_vault.vault_id)
-    pulumi.export("vaultName", backup_vault.vault_name)
-    pulumi.export("policyId", backup_vault.policy_id)
-    pulumi.export("protectedVms", [_vm_output(vm, backup_vault) for vm in protected])
-    pulumi.export("initialBackups", initial.results)
-    return Deployment(backup_vault, protected, initial)
+    if len(members) > 1:
+        pulumi.export("vaults", [_vault_output(member, fleet.vault(member.key)) for member in members])
+    protected = [pvm for member in members for pvm in member.protected_vms]
+    return Deployment(first.backup_vault, protected, first.initial_backup, members)
 
 
-def _vm_output(vm: ProtectedVM, backup_vault: BackupVault) -> dict[str, Any]:
-    target = vm.target
+def _merged(results: list[Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for part in results:
+        merged.update(part or {})
+    return merged
+
+
+def _vault_output(member: FleetMember, vault: FleetVault) -> dict[str, Any]:
     return {
+        "key": member.key,
+        "vaultId": member.backup_vault.vault_id,
+        "vaultName": member.backup_vault.vault_name,
+        "location": member.backup_vault.location,
+        "policies": {
+            policy.key: {"policyId": member.policy_ids[policy.key], "tier": policy.tier} for policy in vault.policies
+        },
+        "vmCount": len(member.protected_vms),
+    }
+
+
+def _vm_output(vm: ProtectedVM, member: FleetMember, assignment: VmAssignment) -> dict[str, Any]:
+    target = vm.target
+    backup_vault = member.backup_vault
+    record = {
         "vmId": target.vm_id,
         "vmName": target.name,
         "subscriptionId": target.subscription,
@@ -97,5 +279,10 @@ def _vm_output(vm: ProtectedVM, backup_vault: BackupVault) -> dict[str, Any]:
         "vaultId": backup_vault.vault_id,
         "vaultName": backup_vault.vault_name,
         "vaultResourceGroup": backup_vault.resource_group_name,
-        "policyId": backup_vault.policy_id,
+        "policyId": member.policy_ids[assignment.policy],
     }
+    if member.key != DEFAULT_KEY or assignment.policy != DEFAULT_KEY:
+        record["vaultKey"], record["policyKey"] = member.key, assignment.policy
+    if assignment.disks is not None:
+        record["disks"] = assignment.disks.describe()
+    return record

@@ -8,16 +8,90 @@ Azure compares these names case-insensitively; we keep the VM id's own casing.
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict
+import asyncio
+from collections.abc import Sequence
+from typing import NotRequired, TypedDict, cast
 
 import pulumi
+from pulumi.runtime.sync_await import _sync_await
 from pulumi_azure_native import recoveryservices as rs
 
 from components.backup_vault import BackupVault
 from components.config import PolicySettings, VaultSettings, VmTarget
+from components.engine_values import is_not_found
+from components.vm_protection import RETAIN_DATA, VmProtection
 
 FABRIC_NAME = "Azure"
 PROTECTED_ITEM_TYPE = "Microsoft.Compute/virtualMachines"
+ITEM_INVOKE = "azure-native:recoveryservices:getProtectedItem"
+#: An imported item's inputs come from its id (pulumi-azure-native ``Read``: "Extract inputs from
+#: resource's ID", ``ParseResourceID`` keeps the id's spelling), and Azure spells the container and
+#: item ``IaasVMContainer;...``/``VM;...`` where we send lower case. azure-native diffs URL path
+#: parameters case-sensitively and replaces on any change (``diff.go`` ``calculateDetailedDiff``):
+#: without this the import would plan a replacement, whose create Azure refuses (the item
+#: exists). Set on every item, imported or not, so an imported item's state (Azure's spelling)
+#: never meets a run without ``import_`` as a diff. Both names are functions of the VM id, hence
+#: of the resource's URN, so ignoring their changes hides nothing: another VM is another
+#: resource, and VmProtection refuses the switch.
+IMPORTED_NAME_INPUTS = ["containerName", "protectedItemName"]
+
+
+def kept_item_ids(vault: VaultSettings, targets: Sequence[VmTarget]) -> dict[str, str]:
+    """The ids of the backup items Azure already has for these VMs, by lower-cased VM id.
+
+    A VM removed from the stack earlier keeps its item in the vault (protection stopped with its
+    data retained, or soft-deleted by ``deleteData``). When it is added again, ``VmProtection``
+    undeletes and resumes that item, and azure-native's ``ProtectedItem`` would then refuse to
+    create it ("cannot create already existing resource"): such an item is imported instead
+    (:class:`ProtectedVM` ``import_id``). An item that is in the stack's state already exists in
+    Azure too and gets the same id: for the engine that is "in state with the same ID", i.e. a
+    resource like any other (pulumi/pulumi developer-docs/architecture/import.md). The id is the
+    one Azure returns, which is also the one azure-native keeps in state on create (provider.go
+    ``defaultCreate``: "Read the canonical ID from the response"). It is not rebuilt from our
+    inputs: Azure spells it ``.../protectionContainers/IaasVMContainer;iaasvmcontainerv2;...
+    /protectedItems/VM;iaasvmcontainerv2;...`` (azure-rest-api-specs
+    ``examples/AzureIaasVm/Compute_ProtectedItem_Get.json``) while we send lower-case names, and
+    the engine compares ids exactly.
+
+    One ``getProtectedItem`` invoke per VM, all issued before any is awaited, so a stack of many
+    VMs waits for about one Azure read per run, not one per VM. A vault that does not exist yet
+    (a new stack) answers "not found" for every VM: nothing to import. Any other failure (no
+    permission, throttling) stops the program with its reason: guessing "absent" would turn
+    into "cannot create already existing resource" at ``pulumi up``."""
+    from pulumi_azure_native import _utilities
+    from pulumi_azure_native.recoveryservices.get_protected_item import GetProtectedItemResult
+
+    # The generated ``get_protected_item_output`` wraps the invoke in an ``apply`` whose failure
+    # (Azure's 404, the answer we expect for most VMs) the SDK re-raises at the end of the
+    # program; this is the same invoke, with the same options, awaited here instead.
+    opts = pulumi.InvokeOptions.merge(_utilities.get_invoke_opts_defaults(), None)
+
+    async def read(target: VmTarget) -> tuple[str, str | None]:
+        key = target.vm_id.lower()
+        arguments = {
+            "containerName": target.container_name,
+            "fabricName": FABRIC_NAME,
+            "protectedItemName": target.protected_item_name,
+            "resourceGroupName": vault.resource_group,
+            "vaultName": vault.name,
+        }
+        try:
+            found = await pulumi.runtime.invoke_async(ITEM_INVOKE, arguments, opts=opts, typ=GetProtectedItemResult)
+        except Exception as error:  # the SDK raises the provider's error as a plain Exception
+            if is_not_found(error):
+                return key, None
+            raise pulumi.RunError(
+                f"cannot read the backup item of {target.name} in vault {vault.name}: {error}; the program asks "
+                "Azure whether a VM's item is kept from an earlier removal (to adopt it): check the deployment "
+                "identity's read access to the vault"
+            ) from None
+        item_id = pulumi.get(found, "id") if found is not None else None
+        return key, item_id if isinstance(item_id, str) and item_id else None
+
+    async def read_all() -> list[tuple[str, str | None]]:
+        return list(await asyncio.gather(*(read(target) for target in targets)))
+
+    return {key: item_id for key, item_id in _sync_await(read_all()) if item_id}
 
 
 class ProtectedVMArgs(TypedDict):
@@ -29,6 +103,17 @@ class ProtectedVMArgs(TypedDict):
     policy: NotRequired[PolicySettings]
     location: NotRequired[str]
     tags: NotRequired[dict[str, str]]
+    #: ``retainData`` (default: stop protection, keep recovery points) or ``deleteData``.
+    on_remove: NotRequired[str]
+    #: The id of the VM's backup item when Azure has it already (:func:`kept_item_ids`): the
+    #: ProtectedItem is then imported, not created. Absent: a ProtectedVM with its own vault asks
+    #: Azure itself; one sharing ``backup_vault`` relies on its caller (the program asks for all
+    #: VMs at once).
+    import_id: NotRequired[str | None]
+    #: The VM's policy when not ``backup_vault``'s own (a fleet vault has several policies).
+    policy_id: NotRequired[pulumi.Input[str]]
+    #: Selective disk backup: Azure's ``diskExclusionProperties`` (``components.config.DiskSelection``).
+    disk_exclusion: NotRequired[dict[str, object]]
 
 
 class ProtectedVM(pulumi.ComponentResource):
@@ -62,8 +147,28 @@ class ProtectedVM(pulumi.ComponentResource):
                 tags=args.get("tags"),
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        if "import_id" in args:
+            import_id = args["import_id"]
+        elif "vault" in args:
+            import_id = kept_item_ids(args["vault"], [target]).get(target.vm_id.lower())
+        else:
+            import_id = None
         self.target = target
         self.backup_vault = backup_vault
+        policy_id = args.get("policy_id") or backup_vault.policy_id
+        disks = args.get("disk_exclusion")
+        # Registered before the item, which depends on it: Pulumi deletes dependents first, so on
+        # removal the item leaves the state (retain_on_delete) and then protection is stopped
+        # with the data retained. The name starts with the component's so aliases are inherited.
+        self.protection = VmProtection(
+            f"{name}-protection",
+            vault_id=backup_vault.vault_id,
+            vm_id=target.vm_id,
+            vault_location=backup_vault.location,
+            policy_id=policy_id,
+            on_remove=args.get("on_remove", RETAIN_DATA),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.protected_item = rs.ProtectedItem(
             f"{name}-item",
             vault_name=backup_vault.vault_name,
@@ -73,10 +178,30 @@ class ProtectedVM(pulumi.ComponentResource):
             protected_item_name=target.protected_item_name,
             properties=rs.AzureIaaSComputeVMProtectedItemArgs(
                 protected_item_type=PROTECTED_ITEM_TYPE,
-                policy_id=backup_vault.policy_id,
+                # A body property: a new policy is an in-place update (azure-native diff.go
+                # replaces only for URL path parameters and forceNew properties).
+                policy_id=policy_id,
                 source_resource_id=target.vm_id,
+                extended_properties=rs.ExtendedPropertiesArgs(
+                    disk_exclusion_properties=rs.DiskExclusionPropertiesArgs(
+                        disk_lun_list=cast(list[int], disks["diskLunList"]),
+                        is_inclusion_list=bool(disks["isInclusionList"]),
+                    )
+                )
+                if disks
+                else None,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            # Deleting an azure-native ProtectedItem is "stop backup and delete backup data";
+            # removal is VmProtection's job (retain data unless onRemove says otherwise). An item
+            # Azure kept from an earlier removal is imported; VmProtection (a dependency) has
+            # resumed it with the stack's policy by then, so the import finds that policy.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                retain_on_delete=True,
+                depends_on=[self.protection],
+                import_=import_id,
+                ignore_changes=IMPORTED_NAME_INPUTS,
+            ),
         )
         self.vm_id = pulumi.Output.from_input(target.vm_id)
         self.vm_name = pulumi.Output.from_input(target.name)
@@ -85,7 +210,7 @@ class ProtectedVM(pulumi.ComponentResource):
         self.protected_item_id = self.protected_item.id
         self.vault_id = backup_vault.vault_id
         self.vault_name = backup_vault.vault_name
-        self.policy_id = backup_vault.policy_id
+        self.policy_id = pulumi.Output.from_input(policy_id)
         self.register_outputs(
             {
                 "vmId": self.vm_id,

@@ -319,3 +319,43 @@ def as_count(value: object) -> object:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+# --- fleet topology (issue 16) -------------------------------------------------------------------
+
+#: Azure Backup support matrix (backup-support-matrix, "Machines in a vault"): "Up to 1,000 Azure
+#: VMs in a single vault"; the Azure Backup FAQ says the same.
+MAX_VMS_PER_VAULT: Final = 1000
+#: Azure Backup FAQ ("How many policies can I create per vault?"): "up to 200 policies per vault".
+#: No Microsoft page we found states a hard limit of VMs per policy (third-party blogs say 100 as a
+#: recommendation), so none is enforced.
+MAX_POLICIES_PER_VAULT: Final = 200
+
+
+def check_vms_per_vault(count: int, setting: str) -> list[str]:
+    if count <= MAX_VMS_PER_VAULT:
+        return []
+    return [
+        f"{setting}: {count} VMs are assigned to this vault, which protects at most {MAX_VMS_PER_VAULT} Azure VMs: "
+        "assign some to another vault of their region"
+    ]
+
+
+def check_policies_per_vault(count: int, setting: str) -> list[str]:
+    if count <= MAX_POLICIES_PER_VAULT:
+        return []
+    return [f"{setting}: {count} policies, but a vault holds at most {MAX_POLICIES_PER_VAULT} backup policies"]
+
+
+def check_vm_region(
+    vm_location: str | None, vault_location: str | None, setting: str, vm_name: str, vault_key: str, vault_name: str
+) -> list[str]:
+    """Azure backs a VM up only to a vault of its own region (the support matrix: "back up Azure VMs
+    ... in the same region as the vault"; Azure answers a 400 otherwise). Checked when both regions
+    are known from config; ``VmProtection`` checks again against Azure before any change."""
+    if not vm_location or not vault_location or vm_location.lower() == vault_location.lower():
+        return []
+    return [
+        f"{setting}: {vm_name} is in {vm_location} but vault {vault_key} ({vault_name}) is in {vault_location}: "
+        f"Azure Backup protects a VM only in a vault of its own region; assign it to a vault in {vm_location}"
+    ]

@@ -65,3 +65,28 @@ def job_error(code: str, message: str | None = None, recommendations: list[str] 
 
 
 IN_PROGRESS_ERROR = KNOWN_JOB_ERRORS["UserErrorBackupOperationInProgress"]
+
+
+#: Restore job failures for the restore drill's fault injection. Codes, messages and the advice are
+#: Azure Backup's ("Restore" section of MicrosoftDocs azure-docs articles/backup/
+#: backup-azure-vms-troubleshoot.md at 0819162b1c58a137cff387b5058f7b3e692f35d9); the numbers are
+#: emulator stand-ins like those above.
+KNOWN_RESTORE_ERRORS: dict[str, JobError] = {
+    "UserErrorInstantRpNotFound": JobError(
+        "UserErrorInstantRpNotFound",
+        "Restore failed because the snapshot of the VM was not found. The snapshot could have been deleted, "
+        "please check.",
+        ["Try to restore the VM from a different restore point."],
+        400000,
+    ),
+    "UserErrorCrossSubscriptionRestoreInvalidTargetSubscription": JobError(
+        "UserErrorCrossSubscriptionRestoreInvalidTargetSubscription",
+        "Operation failed as the target subscription specified for restore is not registered to the Azure "
+        "Recovery Services Resource Provider.",
+        [
+            "Ensure that the target subscription is registered to the Recovery Services Resource Provider before "
+            "you attempt a cross subscription restore."
+        ],
+        400000,
+    ),
+}

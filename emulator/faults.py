@@ -6,7 +6,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from .catalog import JobError, job_error
+from .catalog import KNOWN_RESTORE_ERRORS, JobError, job_error
 from .errors import ApiError
 
 ROUTES = (
@@ -28,6 +28,13 @@ ROUTES = (
     "items.list",
     "recoveryPoints.list",
     "recoveryPoint.get",
+    # The restore drill's routes (restore and the managed-disk slice of Microsoft.Compute).
+    "restore.trigger",
+    "compute.vm.get",
+    "compute.disks.list",
+    "compute.disk.get",
+    "compute.disk.patch",
+    "compute.disk.delete",
 )
 
 _DEFAULT_CODES = {
@@ -73,6 +80,7 @@ class Faults:
         self._lock = threading.Lock()
         self._requests: dict[str, deque[HttpFault | DropFault]] = {}
         self._jobs: dict[str, deque[JobOutcome]] = {}
+        self._restores: dict[str, deque[JobOutcome]] = {}
 
     # --- request faults -------------------------------------------------
     def http(
@@ -132,6 +140,7 @@ class Faults:
         with self._lock:
             self._requests.clear()
             self._jobs.clear()
+            self._restores.clear()
 
     def _add_job(self, vm_or_item_name: str, outcome: JobOutcome) -> None:
         with self._lock:
@@ -141,6 +150,29 @@ class Faults:
     def _check_route(route: str) -> None:
         if route not in ROUTES:
             raise ValueError(f"unknown route {route!r}; known routes: {', '.join(ROUTES)}")
+
+    # --- restore faults (the drill) ---------------------------------------------
+    def fail_next_restore(self, vm_or_item_name: str, code: str, message: str | None = None) -> None:
+        """The VM's next Restore job fails with Azure error ``code``: Azure's wording for the codes in
+        ``KNOWN_RESTORE_ERRORS``, a generic message for any other (to model new failures)."""
+        known = KNOWN_RESTORE_ERRORS.get(code)
+        if known is not None and message is None:
+            error = known
+        else:
+            error = job_error(code, message or f"The restore operation failed with error {code}.", [])
+        self._add_restore(vm_or_item_name, JobOutcome("Failed", error))
+
+    def hang_next_restore(self, vm_or_item_name: str) -> None:
+        self._add_restore(vm_or_item_name, JobOutcome(HANG))
+
+    def take_restore_outcome(self, vm_name: str) -> JobOutcome:
+        with self._lock:
+            queue = self._restores.get(vm_key(vm_name))
+            return queue.popleft() if queue else JobOutcome("Completed")
+
+    def _add_restore(self, vm_or_item_name: str, outcome: JobOutcome) -> None:
+        with self._lock:
+            self._restores.setdefault(vm_key(vm_or_item_name), deque()).append(outcome)
 
 
 def fault_error(fault: HttpFault) -> ApiError:

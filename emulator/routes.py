@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
+from .compute import COMPUTE_API_VERSIONS, ComputeState
 from .errors import ApiError, invalid_input
 from .state import Job, Operation, State, Vault
 
@@ -65,9 +66,30 @@ def split_path(path: str) -> list[str]:
     return [unquote(p) for p in path.split("?", 1)[0].split("/") if p]
 
 
+
+
+def _match_outside_vaults(method: str, seg: list[str], low: list[str]) -> Match | None:
+    """Day-two routes that do not live under a vault: the regional backupStatus (a VM's GET is the
+    Microsoft.Compute slice's, :func:`match_compute`)."""
+    if (
+        method.upper() == "POST"
+        and len(seg) == 7
+        and low[0] == "subscriptions"
+        and low[2:5] == ["providers", "microsoft.recoveryservices", "locations"]
+        and low[6] == "backupstatus"
+    ):
+        return Match("backupStatus.get", (seg[1], "", ""), (seg[5],))
+    return None
+
+
 def match(method: str, path: str) -> Match | None:
     seg = split_path(path)
     low = [s.lower() for s in seg]
+    if len(seg) >= 7 and low[:1] == ["subscriptions"] and low[2] == "resourcegroups" and low[5] == "microsoft.compute":
+        return match_compute(method.upper(), seg, low)
+    outside = _match_outside_vaults(method, seg, low)
+    if outside is not None:
+        return outside
     if (
         len(seg) < 8
         or low[0] != "subscriptions"
@@ -85,7 +107,7 @@ def match(method: str, path: str) -> Match | None:
         return Match(route, vault, args)
 
     if not rest:
-        return {"PUT": m("vault.put"), "GET": m("vault.get")}.get(method)
+        return {"PUT": m("vault.put"), "GET": m("vault.get"), "PATCH": m("vault.patch")}.get(method)
     if len(rest) == 2 and lrest[0] == "backuppolicies":
         return {"PUT": m("policy.put", rest[1]), "GET": m("policy.get", rest[1])}.get(method)
     if len(rest) == 2 and lrest[0] == "backupoperations" and method == "GET":
@@ -121,6 +143,8 @@ def match(method: str, path: str) -> Match | None:
             return m("recoveryPoints.list", container, item)
         if len(tail) == 2 and ltail[0] == "recoverypoints" and method == "GET":
             return m("recoveryPoint.get", container, item, tail[1])
+        if len(tail) == 3 and ltail[0] == "recoverypoints" and ltail[2] == "restore" and method == "POST":
+            return m("restore.trigger", container, item, tail[1])
     return None
 
 
@@ -150,9 +174,22 @@ class Router:
             "items.list": self._items_list,
             "recoveryPoints.list": self._rps_list,
             "recoveryPoint.get": self._rp_get,
+            "restore.trigger": self._restore,
+            "compute.vm.get": self._compute_vm_get,
+            "compute.disks.list": self._disks_list,
+            "compute.disk.get": self._disk_get,
+            "compute.disk.patch": self._disk_patch,
+            "compute.disk.delete": self._disk_delete,
+            "vault.patch": self._vault_patch,
+            "backupStatus.get": self._backup_status,
         }
 
     def handle(self, req: Request, found: Match) -> Response:
+        if found.route.startswith("compute."):  # the restore drill's Microsoft.Compute slice
+            kind = "virtualMachines" if found.route == "compute.vm.get" else "disks"
+            check_api_version(req.query.get("api-version"), COMPUTE_API_VERSIONS, kind)
+            self.state.settle()
+            return self._handlers[found.route](req, found)
         kind = _RESOURCE_TYPES.get(found.route.split(".", 1)[0], "vaults")
         supported = VAULT_API_VERSIONS if kind == "vaults" else SUPPORTED_API_VERSIONS
         check_api_version(req.query.get("api-version"), supported, kind)
@@ -184,6 +221,13 @@ class Router:
 
     def _vault_get(self, req: Request, found: Match) -> Response:
         return Response(200, self.state.get_vault(*found.vault))
+
+    # --- day two ----------------------------------------------------------
+    def _vault_patch(self, req: Request, found: Match) -> Response:
+        return Response(200, self.state.patch_vault(*found.vault, parse_body(req.body)))
+
+    def _backup_status(self, req: Request, found: Match) -> Response:
+        return Response(200, self.state.backup_status(found.args[0], parse_body(req.body)))
 
     def _policy_put(self, req: Request, found: Match) -> Response:
         return Response(200, self.state.put_policy(self._vault(found), found.args[0], parse_body(req.body)))
@@ -289,6 +333,57 @@ class Router:
     def _rp_get(self, req: Request, found: Match) -> Response:
         return Response(200, self.state.get_recovery_point(self._vault(found), *found.args))
 
+    # --- restore (the restore drill) -------------------------------------
+    def _restore(self, req: Request, found: Match) -> Response:
+        """202 with Azure-AsyncOperation, Location and Retry-After, as in
+        TriggerRestore_RestoreDisks_IaasVMRestoreRequest.json (the same headers as a backup trigger)."""
+        vault = self._vault(found)
+        container, item, rp = found.args
+        op = self.state.trigger_restore(vault, container, item, rp, parse_body(req.body))
+        return Response(202, None, self._lro_headers(req, self._item_url(req, vault, container, item), op))
+
+    # --- Microsoft.Compute slice (emulator/compute.py) ---------------------
+    @property
+    def _compute(self) -> ComputeState:
+        return self.state.compute
+
+    def _compute_vm_get(self, req: Request, found: Match) -> Response:
+        sub, rg, _ = found.vault
+        return Response(200, self.state.vm_body(sub, rg, found.args[0]))
+
+    def _disks_list(self, req: Request, found: Match) -> Response:
+        sub, rg, _ = found.vault
+        return Response(200, {"value": [self._compute.disk_body(d) for d in self._compute.disks(sub, rg)]})
+
+    def _disk_get(self, req: Request, found: Match) -> Response:
+        sub, rg, _ = found.vault
+        return Response(200, self._compute.disk_body(self._compute.require_disk(sub, rg, found.args[0])))
+
+    def _disk_patch(self, req: Request, found: Match) -> Response:
+        sub, rg, _ = found.vault
+        disk = self._compute.patch_disk(sub, rg, found.args[0], parse_body(req.body))
+        return Response(200, self._compute.disk_body(disk))
+
+    def _disk_delete(self, req: Request, found: Match) -> Response:
+        """200 when a disk was deleted, 204 when there was none (Disk_Delete.json lists 200/202/204)."""
+        sub, rg, _ = found.vault
+        return Response(200 if self._compute.delete_disk(sub, rg, found.args[0]) else 204)
+
+
+def match_compute(method: str, seg: list[str], low: list[str]) -> Match | None:
+    """``/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compute/`` + ``virtualMachines/{vm}``,
+    ``disks`` or ``disks/{disk}``."""
+    group = (seg[1], seg[3], "")
+    rest, lrest = seg[6:], low[6:]
+    if len(rest) == 2 and lrest[0] == "virtualmachines" and method == "GET":
+        return Match("compute.vm.get", group, (rest[1],))
+    if lrest == ["disks"] and method == "GET":
+        return Match("compute.disks.list", group, ())
+    if len(rest) == 2 and lrest[0] == "disks":
+        routes = {"GET": "compute.disk.get", "PATCH": "compute.disk.patch", "DELETE": "compute.disk.delete"}
+        return Match(routes[method], group, (rest[1],)) if method in routes else None
+    return None
+
 
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
@@ -304,6 +399,8 @@ _RESOURCE_TYPES = {
     "job": "vaults/backupJobs",
     "recoveryPoints": "vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints",
     "recoveryPoint": "vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints",
+    "restore": "vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/restore",
+    "backupStatus": "locations/backupStatus",
 }
 
 

@@ -298,8 +298,8 @@ class Emulator:
         return ssl.create_default_context(cafile=self.ca_path)
 
     # --- seeding --------------------------------------------------------
-    def add_vm(self, vm_id: str) -> None:
-        self.state.add_vm(vm_id)
+    def add_vm(self, vm_id: str, location: str = "westeurope") -> None:
+        self.state.add_vm(vm_id, location)
 
     def create_vault(self, subscription_id: str, resource_group: str, vault_name: str, **props: Any) -> dict[str, Any]:
         """PUT a vault over HTTPS, like a deployment would.

@@ -17,6 +17,7 @@ from typing import Any
 
 from .catalog import IN_PROGRESS_ERROR, JobError
 from .clock import Clock
+from .compute import ComputeState, Disk
 from .errors import ApiError, invalid_input, resource_not_found
 from .faults import HANG, Faults, JobOutcome, vm_key
 from .names import (
@@ -35,6 +36,7 @@ from .names import (
     parse_vm_id,
 )
 from .policy_rules import check_iaas_vm_policy
+from .vault_settings import check_vault_settings
 
 VaultKey = tuple[str, str, str]
 
@@ -118,6 +120,10 @@ class Item:
     protection_status: str = "Healthy"
     last_backup_time: dt.datetime | None = None
     recovery_points: list[RecoveryPoint] = field(default_factory=list)
+    #: Set while soft-deleted: when Azure purges the item (the vault's soft-delete retention).
+    deferred_delete_at: dt.datetime | None = None
+    #: Selective disk backup, as PUT (``extendedProperties.diskExclusionProperties``); None = every disk.
+    disk_exclusion: dict[str, Any] | None = None
 
     @property
     def container(self) -> str:
@@ -185,6 +191,28 @@ class JobView:
     user_triggered: bool
 
 
+@dataclass
+class Restore:
+    """What a "RestoreDisks" request asked for, kept beside its Restore job until the job ends."""
+
+    job_id: str
+    vm_id: str
+    vm_name: str
+    recovery_point_time: dt.datetime
+    storage_account: str
+    target_subscription: str
+    target_resource_group: str
+    region: str
+    disks: list[str] = field(default_factory=list)
+    applied: bool = False
+
+
+#: ``IaasVMRestoreRequest`` and its one subtype (swagger discriminator values; SDK 11.x models).
+RESTORE_REQUEST_TYPES = ("IaasVMRestoreRequest", "IaasVMRestoreWithRehydrationRequest")
+#: The ``RecoveryType`` enum values (SDK ``models.RecoveryType``, from the swagger).
+RECOVERY_TYPES = ("Invalid", "OriginalLocation", "AlternateLocation", "RestoreDisks", "Offline")
+
+
 class State:
     def __init__(
         self,
@@ -211,12 +239,15 @@ class State:
         #: Wall time at the clock's origin; a conformance replay starts at an example's own date.
         self._wall_origin = start_time.astimezone(dt.UTC) if start_time is not None else dt.datetime.now(dt.UTC)
         self._vms: dict[str, VmRef] = {}
+        self._vm_locations: dict[str, str] = {}
         self._vaults: dict[VaultKey, Vault] = {}
         self._jobs: dict[str, Job] = {}
         self._operations: dict[str, Operation] = {}
         self._triggers: Counter[str] = Counter()
         self._seq = 0
         self._rng = random.Random()
+        self.compute = ComputeState()
+        self._restores: dict[str, Restore] = {}
 
     # --- time -------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -224,11 +255,39 @@ class State:
         return self._wall_origin + dt.timedelta(seconds=self.clock.now() - self._clock_origin)
 
     # --- VMs ----------------------------------------------------------------
-    def add_vm(self, vm_id: str) -> VmRef:
+    def add_vm(self, vm_id: str, location: str = "westeurope") -> VmRef:
         ref = parse_vm_id(vm_id)
         with self._lock:
             self._vms[ref.key] = ref
+            self._vm_locations[ref.key] = location.replace(" ", "").lower()
         return ref
+
+    def backup_status(self, region: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST .../locations/{region}/backupStatus`` for a VM: which vault holds an item for it
+        (azure-rest-api-specs ``examples/AzureIaasVm/GetBackupStatus.json``). An item stopped
+        with its data retained or soft-deleted still ties the VM to its vault here (assumption:
+        no example shows those states; Azure refuses to protect such a VM in another vault)."""
+        resource_id = body.get("resourceId")
+        if not isinstance(resource_id, str) or str(body.get("resourceType", "")).lower() != "vm":
+            raise invalid_input("backupStatus needs resourceId and resourceType 'VM'.")
+        ref = parse_vm_id(resource_id)
+        with self._lock:
+            for vault in self._vaults.values():
+                found = vault.items.get(item_name(ref.resource_group, ref.name).lower())
+                if found is not None and found.vm.key == ref.key:
+                    policy = found.policy_id.rsplit("/", 1)[-1] if found.policy_id else None
+                    answer: dict[str, Any] = {
+                        "protectionStatus": "Protected",
+                        "vaultId": vault.id,
+                        "fabricName": "Azure",
+                        "containerName": found.container,
+                        "protectedItemName": found.name,
+                        "errorCode": "Success",
+                    }
+                    if policy:
+                        answer["policyName"] = policy
+                    return answer
+            return {"protectionStatus": "NotProtected", "errorCode": "Success"}
 
     # --- vaults ---------------------------------------------------------
     def put_vault(self, sub: str, rg: str, name: str, body: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
@@ -243,9 +302,13 @@ class State:
         if isinstance(identity, dict) and "systemassigned" in str(identity.get("type", "")).lower():
             identity.setdefault("principalId", str(uuid.uuid4()))
             identity.setdefault("tenantId", "00000000-0000-0000-0000-000000000000")
+        check_vault_settings(props, identity)
         key = (sub.lower(), rg.lower(), name.lower())
         with self._lock:
             existing = self._vaults.get(key)
+            _check_irreversible(existing.properties if existing else None, props)
+            if existing:
+                props = _keep_irreversible(existing.properties, props)
             vault = Vault(
                 subscription=existing.subscription if existing else sub,
                 resource_group=existing.resource_group if existing else rg,
@@ -265,6 +328,22 @@ class State:
                 }
             self._vaults[key] = vault
             return existing is None, self._vault_body(vault)
+
+    def patch_vault(self, sub: str, rg: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PATCH merges ``properties`` into the vault (how azurerm locks a vault after creating it
+        Unlocked: ``client.UpdateThenPoll`` with only ``securitySettings``), under the same
+        one-way rules as PUT."""
+        props = body.get("properties") or {}
+        if not isinstance(props, dict):
+            raise ApiError(400, "InvalidRequestContent", "The 'properties' value must be an object.")
+        with self._lock:
+            vault = self.require_vault(sub, rg, name)
+            merged = _merge(vault.properties, props)
+            check_vault_settings(merged, vault.identity)
+            _check_irreversible(vault.properties, merged)
+            vault.properties = merged
+            vault.etag = f"W/\"datetime'{iso(self.now()).replace(':', '%3A')}'\""
+            return self._vault_body(vault)
 
     def get_vault(self, sub: str, rg: str, name: str) -> dict[str, Any]:
         with self._lock:
@@ -342,22 +421,37 @@ class State:
             raise invalid_input(
                 f"protectedItemType '{item_type}' is not supported; use 'Microsoft.Compute/virtualMachines'."
             )
+        if props.get("isRehydrate") is True:  # azurerm's undelete body carries nothing else
+            with self._lock:
+                return self._undelete(vault, vault.items.get(item.lower()), item)
         source = props.get("sourceResourceId")
         if not isinstance(source, str):
             raise invalid_input("properties.sourceResourceId is required.")
         ref = parse_vm_id(source)
-        policy_id = props.get("policyId")
-        if not isinstance(policy_id, str) or not policy_id:
-            raise invalid_input("properties.policyId is required to enable protection.")
         with self._lock:
+            key = item.lower()
+            existing = vault.items.get(key)
+            if existing is not None and existing.deferred_delete_at is not None:
+                # Azure refuses to touch a soft-deleted item until it is undeleted (docs:
+                # soft-delete-virtual-machines "To restore the soft-deleted VM, it must first be
+                # undeleted"). The exact error code is not documented anywhere we found.
+                raise ApiError(
+                    400,
+                    "UserErrorBackupItemSoftDeleted",
+                    f"Protected item '{item}' is in soft-deleted state; undelete it before configuring protection.",
+                )
+            if props.get("protectionState") == "ProtectionStopped":
+                return self._stop_protection(vault, existing, item)
+            policy_id = props.get("policyId")
+            if not isinstance(policy_id, str) or not policy_id:
+                raise invalid_input("properties.policyId is required to enable protection.")
             vm = self._vms.get(ref.key)
             if vm is None:
                 raise resource_not_found("Microsoft.Compute/virtualMachines", ref.name, ref.resource_group)
             if (vm.resource_group.lower(), vm.name.lower()) != (i_rg, i_vm):
                 raise invalid_input(f"sourceResourceId '{source}' does not match protected item '{item}'.")
             policy = self._policy_for_id(vault, policy_id)
-            key = item.lower()
-            existing = vault.items.get(key)
+            exclusion = _disk_exclusion(props)
             if existing is None:
                 existing = Item(
                     vault_id=vault.id,
@@ -370,6 +464,12 @@ class State:
             else:
                 existing.policy_id = policy_id
                 existing.policy_type = str(policy.properties.get("policyType", "V1"))
+                if existing.protection_state == "ProtectionStopped":
+                    # "Resume backup" of an item stopped with retained data: protected again.
+                    existing.protection_state = "Protected" if existing.recovery_points else "IRPending"
+            # "The configure protection operation overrides the previous settings" (docs:
+            # selective-disk-backup-restore): each PUT replaces the selection, none resets it.
+            existing.disk_exclusion = exclusion
             vault_key = _vault_key(vault)
             op = self._new_operation(vault_key, key, "protect")
             job = self._new_job(
@@ -377,6 +477,39 @@ class State:
             )
             op.job_id = job.job_id
             return op
+
+    def _stop_protection(self, vault: Vault, existing: Item | None, item: str) -> Operation:
+        """"Stop backup and retain data": ``protectionState: ProtectionStopped`` without a policy
+        (``examples/AzureIaasVm/StopProtection.json``, whose answer keeps ``policyId``).
+        Recovery points stay; no backup runs any more."""
+        if existing is None:
+            raise ApiError(
+                404,
+                "BMSUserErrorItemNotFound",
+                f"Protected item '{item}' was not found in vault '{vault.name}'.",
+            )
+        existing.protection_state = "ProtectionStopped"
+        op = self._new_operation(_vault_key(vault), item.lower(), "protect")
+        # "DisableBackup"/"Undelete" are values of the spec's job operation enum (JobOperationType:
+        # ... ConfigureBackup, Backup, Restore, DisableBackup, DeleteBackupData, ..., Undelete).
+        job = self._new_job(
+            vault, existing, "DisableBackup", JobOutcome("Completed"), user_triggered=True, duration=0.0
+        )
+        op.job_id = job.job_id
+        return op
+
+    def _undelete(self, vault: Vault, existing: Item | None, item: str) -> Operation:
+        """``isRehydrate: true`` moves a soft-deleted item "into Pause state" (the SDK's model
+        docs; azurerm ``resourceRecoveryServicesVaultBackupProtectedVMRecoverSoftDeleted`` sends
+        exactly this body): ProtectionStopped with its recovery points."""
+        if existing is None or existing.deferred_delete_at is None:
+            raise invalid_input(f"Protected item '{item}' is not in soft-deleted state.")
+        existing.deferred_delete_at = None
+        existing.protection_state = "ProtectionStopped"
+        op = self._new_operation(_vault_key(vault), item.lower(), "protect")
+        job = self._new_job(vault, existing, "Undelete", JobOutcome("Completed"), user_triggered=True, duration=0.0)
+        op.job_id = job.job_id
+        return op
 
     def _policy_for_id(self, vault: Vault, policy_id: str) -> Policy:
         parts = [p for p in policy_id.split("/") if p]
@@ -416,9 +549,21 @@ class State:
             return [self._item_body(found) for found in vault.items.values()]
 
     def delete_item(self, vault: Vault, container: str, item: str) -> Operation:
+        """"Stop backup and delete data". With soft delete Enabled/AlwaysON the item and its
+        recovery points stay, flagged ``isScheduledForDeferredDelete`` until
+        ``deferredDeleteTimeInUTC`` = now + the vault's soft-delete retention (docs:
+        soft-delete-virtual-machines; the fields are AzureIaaSVMProtectedItem's in the spec);
+        without soft delete the item is gone at once."""
         with self._lock:
-            self.require_item(vault, container, item)
-            del vault.items[item.lower()]
+            found = self.require_item(vault, container, item)
+            soft = (vault.properties.get("securitySettings") or {}).get("softDeleteSettings") or {}
+            if str(soft.get("softDeleteState", "Enabled")) in ("Enabled", "AlwaysON"):
+                if found.deferred_delete_at is None:
+                    days = int(soft.get("softDeleteRetentionPeriodInDays") or 14)
+                    found.deferred_delete_at = self.now() + dt.timedelta(days=days)
+                    found.protection_state = "ProtectionStopped"
+            else:
+                del vault.items[item.lower()]
             return self._new_operation(_vault_key(vault), item.lower(), "delete")
 
     def _item_body(self, item: Item) -> dict[str, Any]:
@@ -442,6 +587,11 @@ class State:
         props["lastBackupTime"] = NEVER_BACKED_UP if item.last_backup_time is None else iso(item.last_backup_time)
         if item.recovery_points:
             props["lastRecoveryPoint"] = iso(item.recovery_points[-1].time)
+        if item.disk_exclusion is not None:
+            props["extendedProperties"] = {"diskExclusionProperties": dict(item.disk_exclusion)}
+        if item.deferred_delete_at is not None:
+            props["isScheduledForDeferredDelete"] = True
+            props["deferredDeleteTimeInUTC"] = iso(item.deferred_delete_at)
         return {"id": item.id, "name": item.name, "type": ITEM_TYPE, "properties": props}
 
     # --- backups ----------------------------------------------------------
@@ -615,6 +765,8 @@ class State:
             job.end_time = job.start_time + dt.timedelta(seconds=ends_at - job.started_at)
             if job.operation == "Backup":
                 self._apply_backup_result(job)
+            elif job.operation == "Restore":
+                self._apply_restore_result(job)
 
     def _advance_cancel(self, job: Job, now: float) -> None:
         assert job.cancel_requested_at is not None
@@ -732,7 +884,9 @@ class State:
                     "recommendations": list(err.recommendations),
                 }
             ]
-        if detailed:
+        if detailed and job.operation == "Restore":
+            props["extendedInfo"] = self._restore_extended_info(job, elapsed)
+        elif detailed:
             props["extendedInfo"] = self._extended_info(job, elapsed)
         return {
             "id": f"{job.vault_id}/backupJobs/{job.job_id}",
@@ -845,6 +999,160 @@ class State:
                 )
             return tuple(views)
 
+    # --- restores (the restore drill) -----------------------------------------
+    def trigger_restore(self, vault: Vault, container: str, item: str, rp_name: str, body: dict[str, Any]) -> Operation:
+        """POST .../recoveryPoints/{rp}/restore with an ``IaasVMRestoreRequest`` of recovery type
+        ``RestoreDisks`` (the request of TriggerRestore_RestoreDisks_IaasVMRestoreRequest.json).
+
+        Rules enforced, each from the request model's documentation (SDK 11.x ``IaasVMRestoreRequest``)
+        or the example: objectType and recoveryType are enum values; recoveryPointId (when sent) and
+        sourceResourceId name the path's recovery point and the item's VM; storageAccountId is a
+        storage account id (the staging location of a disk restore); targetResourceGroupId is where
+        managed disks are created. Only RestoreDisks is emulated (no VM is ever created here); other
+        recovery types are refused with a message saying so (an emulator limit, not an Azure rule).
+        Not checked for want of a source: that ``region`` equals the vault's region."""
+        props = body.get("properties")
+        if not isinstance(props, dict) or props.get("objectType") not in RESTORE_REQUEST_TYPES:
+            raise invalid_input(
+                f"The restore request must have properties.objectType one of {', '.join(RESTORE_REQUEST_TYPES)}."
+            )
+        recovery_type = props.get("recoveryType")
+        if recovery_type not in RECOVERY_TYPES:
+            raise invalid_input(f"recoveryType '{recovery_type}' is not valid; allowed: {', '.join(RECOVERY_TYPES)}.")
+        if recovery_type != "RestoreDisks":
+            raise invalid_input(
+                f"The emulator only restores disks (recoveryType 'RestoreDisks'), not '{recovery_type}'."
+            )
+        sent_rp = props.get("recoveryPointId")
+        if sent_rp is not None and str(sent_rp) != rp_name:
+            raise invalid_input(
+                f"recoveryPointId '{sent_rp}' does not match the recovery point '{rp_name}' of the URL."
+            )
+        source = props.get("sourceResourceId")
+        if not isinstance(source, str):
+            raise invalid_input("properties.sourceResourceId is required.")
+        source_ref = parse_vm_id(source)
+        storage = _arm_parts(props.get("storageAccountId"), "Microsoft.Storage/storageAccounts")
+        if storage is None:
+            raise invalid_input(
+                "properties.storageAccountId must be a storage account id "
+                "(/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Storage/storageAccounts/<name>)."
+            )
+        target = _arm_parts(props.get("targetResourceGroupId"), None)
+        if target is None:
+            raise invalid_input(
+                "properties.targetResourceGroupId must be a resource group id "
+                "(/subscriptions/<id>/resourceGroups/<rg>) to restore managed disks."
+            )
+        region = props.get("region")
+        if not isinstance(region, str) or not region:
+            raise invalid_input("properties.region is required.")
+        with self._lock:
+            self._advance()
+            found = self.require_item(vault, container, item)
+            if source_ref.key != found.vm.key:
+                raise invalid_input(f"sourceResourceId '{source}' does not match protected item '{item}'.")
+            point = next((rp for rp in found.recovery_points if rp.name == rp_name), None)
+            if point is None:
+                raise ApiError(404, "BMSUserErrorRecoveryPointNotFound", f"Recovery point '{rp_name}' was not found.")
+            op = self._new_operation(_vault_key(vault), item.lower(), "restore")
+            outcome = self.faults.take_restore_outcome(found.vm.name)
+            job = self._new_job(vault, found, "Restore", outcome, user_triggered=True)
+            op.job_id = job.job_id
+            restore = Restore(
+                job.job_id,
+                found.vm.id,
+                found.vm.name,
+                point.time,
+                storage[2],
+                target[0],
+                target[1],
+                region.replace(" ", "").lower(),
+            )
+            self._restores[job.job_id] = restore
+            if job.status != "InProgress":  # a zero-length job ended inside _new_job, before the record existed
+                self._apply_restore_result(job)
+            return op
+
+    def _apply_restore_result(self, job: Job) -> None:
+        restore = self._restores.get(job.job_id)
+        if restore is None or restore.applied or job.end_time is None:
+            return
+        restore.applied = True
+        if job.status not in ("Completed", "CompletedWithWarnings"):
+            return
+        layout = self.compute.layout(restore.vm_id, restore.vm_name)
+        suffix = job.job_id.replace("-", "")[:8]
+        for index, source_disk in enumerate([layout.os_disk, *layout.data_disks]):
+            disk: Disk = self.compute.create_disk(
+                restore.target_subscription,
+                restore.target_resource_group,
+                f"{source_disk}-{suffix}",
+                restore.region,
+                job.end_time,
+                "Linux" if index == 0 else None,
+            )
+            restore.disks.append(disk.name)
+
+    def _restore_extended_info(self, job: Job, elapsed: float) -> dict[str, Any]:
+        """``propertyBag`` keys of a "Recover disks" job as ``az backup job show`` prints them
+        (MicrosoftDocs azure-docs, articles/backup/tutorial-restore-disk.md; the trailing space in
+        "Recovery point time " is Azure's). The blob names follow that example's pattern. No source
+        shows a restore job's ``tasksList``, so none is emitted."""
+        restore = self._restores.get(job.job_id)
+        total = self._job_duration(job)
+        info: dict[str, Any] = {
+            "progressPercentage": 100.0
+            if job.status != "InProgress"
+            else (99.0 if total <= 0 else min(99.0, round(100.0 * elapsed / total, 1))),
+        }
+        if restore is not None:
+            bag = {
+                "Job Type": "Recover disks",
+                "Recovery point time ": restore.recovery_point_time.astimezone(dt.UTC).strftime("%m/%d/%Y %I:%M:%S %p"),
+                "Target Storage Account Name": restore.storage_account,
+                "Target resource group": restore.target_resource_group,
+            }
+            if job.status in ("Completed", "CompletedWithWarnings"):
+                container = f"{restore.vm_name}-{job.activity_id.replace('-', '')}"
+                blob = f"https://{restore.storage_account}.blob.core.windows.net/{container}"
+                bag.update(
+                    {
+                        "Config Blob Container Name": container,
+                        "Config Blob Name": f"config-{restore.vm_name}-{job.job_id}.json",
+                        "Config Blob Uri": f"{blob}/config-{restore.vm_name}-{job.job_id}.json",
+                        "Template Blob Uri": f"{blob}/azuredeploy{job.job_id}.json",
+                    }
+                )
+            info["propertyBag"] = bag
+        if job.status == "InProgress":
+            info["estimatedRemainingDuration"] = iso_duration(max(0.0, total - elapsed))
+        if job.status == "Failed" and job.outcome.error is not None:
+            info["dynamicErrorMessage"] = job.outcome.error.message
+        return info
+
+    def settle(self) -> None:
+        """Finish what is due before a Microsoft.Compute read (restored disks appear when the job ends)."""
+        with self._lock:
+            self._advance()
+
+    def restored_disks(self, job_id: str) -> list[str]:
+        """Names of the disks a Restore job created (tests and the rehearsal, not an API)."""
+        with self._lock:
+            self._advance()
+            restore = self._restores.get(job_id)
+            return list(restore.disks) if restore else []
+
+    def vm_body(self, sub: str, rg: str, name: str) -> dict[str, Any]:
+        """GET Microsoft.Compute/virtualMachines/{name}: only VMs added with ``add_vm`` exist."""
+        with self._lock:
+            vm = self._vms.get(VmRef(sub, rg, name).key)
+            if vm is None:
+                raise resource_not_found("Microsoft.Compute/virtualMachines", name, rg)
+            location = self._vm_locations.get(vm.key, "westeurope")
+        # The day-two pre-flight reads the region, the restore drill the disk layout: one VM GET.
+        return self.compute.vm_body(self.compute.layout(vm.id, vm.name, location))
+
 
 def _task_statuses(status: str, elapsed: float, half: float, has_error: bool) -> tuple[str, str]:
     if status in ("Completed", "CompletedWithWarnings"):
@@ -854,6 +1162,72 @@ def _task_statuses(status: str, elapsed: float, half: float, has_error: bool) ->
     if status == "Cancelled":
         return ("Cancelled", "NotStarted") if elapsed < half else ("Completed", "Cancelled")
     return ("InProgress", "NotStarted") if elapsed < half else ("Completed", "InProgress")
+
+
+def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _security(props: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    security = (props or {}).get("securitySettings") or {}
+    immutability = (security.get("immutabilitySettings") or {}).get("state")
+    soft_delete = (security.get("softDeleteSettings") or {}).get("softDeleteState")
+    return immutability, soft_delete
+
+
+def _check_irreversible(old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+    """Azure's one-way vault settings. azurerm ``recovery_services_vault_resource.go``: "The API
+    doesn't allow to set the immutability to 'Locked' on creation ... Locked <- Unlocked <->
+    Disabled", and soft delete AlwaysON cannot be changed (``BMSUserErrorSoftDeleteStateAlwaysOn``
+    in the same file). The immutability error code is not documented; ours is a stand-in."""
+    new_imm, new_soft = _security(new)
+    if old is None:
+        if new_imm == "Locked":
+            raise ApiError(
+                400,
+                "UserErrorImmutabilityStateTransitionNotAllowed",
+                "Immutability cannot be Locked when the vault is created: create it Unlocked, then lock it.",
+            )
+        return
+    old_imm, old_soft = _security(old)
+    if old_imm == "Locked" and new_imm is not None and new_imm != "Locked":
+        raise ApiError(
+            400,
+            "UserErrorImmutabilityStateTransitionNotAllowed",
+            f"Immutability is Locked and cannot be changed to {new_imm}.",
+        )
+    if old_imm == "Disabled" and new_imm == "Locked":
+        raise ApiError(
+            400,
+            "UserErrorImmutabilityStateTransitionNotAllowed",
+            "Immutability can be Locked only from Unlocked.",
+        )
+    if old_soft == "AlwaysON" and new_soft is not None and new_soft != "AlwaysON":
+        raise ApiError(
+            400,
+            "BMSUserErrorSoftDeleteStateAlwaysOn",
+            f"Soft delete is AlwaysON and cannot be changed to {new_soft}.",
+        )
+
+
+def _keep_irreversible(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A PUT that omits a Locked immutability or AlwaysON soft delete does not undo them (they
+    cannot be undone at all); the vault keeps its old settings for the omitted parts."""
+    old_security = old.get("securitySettings") or {}
+    new = copy.deepcopy(new)
+    security = new.setdefault("securitySettings", {})
+    for key in ("immutabilitySettings", "softDeleteSettings"):
+        if key not in security and key in old_security:
+            security[key] = copy.deepcopy(old_security[key])
+    if not security:
+        del new["securitySettings"]
+    return new
 
 
 def _vault_key(vault: Vault) -> VaultKey:
@@ -879,3 +1253,46 @@ def _parse_iso(value: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _arm_parts(value: Any, provider_type: str | None) -> tuple[str, str, str] | None:
+    """(subscription, resource group, name) of ``/subscriptions/s/resourceGroups/rg[/providers/<type>/name]``;
+    ``provider_type`` None means a resource group id (name is then the group)."""
+    if not isinstance(value, str):
+        return None
+    parts = [p for p in value.strip().split("/") if p]
+    if len(parts) < 4 or parts[0].lower() != "subscriptions" or parts[2].lower() != "resourcegroups":
+        return None
+    if provider_type is None:
+        return (parts[1], parts[3], parts[3]) if len(parts) == 4 else None
+    namespace, _, kind = provider_type.partition("/")
+    if len(parts) != 8 or parts[4].lower() != "providers" or parts[5].lower() != namespace.lower():
+        return None
+    if parts[6].lower() != kind.lower():
+        return None
+    return parts[1], parts[3], parts[7]
+
+
+def _disk_exclusion(props: dict[str, Any]) -> dict[str, Any] | None:
+    """``extendedProperties.diskExclusionProperties`` of an item PUT: ``diskLunList`` (LUNs) and
+    ``isInclusionList`` (docs: selective-disk-backup-restore shows the item carrying
+    ``{"diskLunList": [0, 1], "isInclusionList": true}``; azurerm ``expandDiskExclusion`` sends the
+    same, LUNs validated ``IntAtLeast(0)``). Azure's error code for a malformed list is not
+    documented; the generic invalid-input error stands in for it."""
+    extended = props.get("extendedProperties")
+    if extended is None:
+        return None
+    exclusion = extended.get("diskExclusionProperties") if isinstance(extended, dict) else None
+    if exclusion is None:
+        return None
+    luns = exclusion.get("diskLunList") if isinstance(exclusion, dict) else None
+    inclusion = exclusion.get("isInclusionList") if isinstance(exclusion, dict) else None
+    if (
+        not isinstance(luns, list)
+        or not all(isinstance(lun, int) and not isinstance(lun, bool) and lun >= 0 for lun in luns)
+        or not isinstance(inclusion, bool)
+    ):
+        raise invalid_input(
+            "extendedProperties.diskExclusionProperties must have diskLunList (LUNs >= 0) and isInclusionList (bool)."
+        )
+    return {"diskLunList": list(luns), "isInclusionList": inclusion}

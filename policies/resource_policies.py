@@ -19,11 +19,13 @@ from policies.thresholds import (
     INITIAL_BACKUP_SCHEMA,
     RETENTION_SCHEMA,
     SCHEDULE_SCHEMA,
+    TIERS_SCHEMA,
     VAULT_SCHEMA,
     InitialBackupRequirements,
     PolicyConfigError,
     RetentionRequirements,
     ScheduleRequirements,
+    TierRequirements,
     VaultRequirements,
 )
 
@@ -31,6 +33,7 @@ RETENTION_POLICY: Final = "backup-retention"
 SCHEDULE_POLICY: Final = "backup-schedule"
 VAULT_POLICY: Final = "vault-security"
 INITIAL_BACKUP_POLICY: Final = "initial-backup-retention"
+TIER_POLICY: Final = "backup-tiers"
 
 Req = TypeVar("Req")
 
@@ -138,5 +141,24 @@ def initial_backup_policy() -> ResourceValidationPolicy:
     )
 
 
+def tier_policy() -> ResourceValidationPolicy:
+    return ResourceValidationPolicy(
+        name=TIER_POLICY,
+        description=(
+            "Each VM backup policy meets its tier's rules (its protected-vm-tier tag) and the rules every "
+            "tier must meet ('*')."
+        ),
+        validate=_validator(
+            TIER_POLICY,
+            rules.POLICY_TYPE,
+            TierRequirements.from_config,
+            rules.tier_problems,
+            rules.is_vm_backup_policy,
+        ),
+        config_schema=PolicyConfigSchema(TIERS_SCHEMA),
+        remediation_steps="Change the policy under protected-vm:vaults.<vault>.policies.<name> in the stack file.",
+    )
+
+
 def resource_policies() -> list[ResourceValidationPolicy]:
-    return [retention_policy(), schedule_policy(), vault_policy(), initial_backup_policy()]
+    return [retention_policy(), schedule_policy(), vault_policy(), initial_backup_policy(), tier_policy()]

@@ -19,13 +19,18 @@ from typing import Final, cast
 
 from components import validation as v
 from components.validation import Frequency, PolicyType, Tier
+from components.vault_operations import BACKUP_GROUP_ID, BACKUP_REPORT_CATEGORIES, DEDICATED, LOCK_LEVEL
 from policies.thresholds import (
+    ANY_TIER,
     TIERS,
     VM_TYPE,
     CoverageRequirements,
     InitialBackupRequirements,
+    OperationsRequirements,
     RetentionRequirements,
     ScheduleRequirements,
+    TierRequirements,
+    TierRules,
     VaultRequirements,
 )
 
@@ -56,6 +61,8 @@ FREQUENCY_RPO_HOURS: Final[dict[str, int]] = {"Daily": 24, "Weekly": 168}
 AZURE_DEFAULT_INSTANT_RESTORE_DAYS: Final = 2
 AZURE_DEFAULT_SOFT_DELETE_STATE: Final = "Enabled"
 AZURE_DEFAULT_IMMUTABILITY_STATE: Final = "Disabled"
+#: components.backup_vault.LOCK_PENDING_TAG (not imported: the pack runs without the program).
+LOCK_PENDING_TAG: Final = "protected-vm-immutability"
 AZURE_DEFAULT_PUBLIC_NETWORK_ACCESS: Final = "Enabled"
 AZURE_DEFAULT_STORAGE_REDUNDANCY: Final = "GeoRedundant"
 
@@ -276,6 +283,10 @@ def vault_problems(props: Mapping[str, object], req: VaultRequirements) -> list[
     imm_setting = f"{security}.immutabilitySettings.state"
     if immutability is None:
         immutability, imm_setting = AZURE_DEFAULT_IMMUTABILITY_STATE, f"{imm_setting} (not set: Azure's default)"
+    elif immutability == "Unlocked" and get_path(props, f"tags.{LOCK_PENDING_TAG}") == "Locked":
+        # A new vault is created Unlocked (Azure refuses Locked at creation) and locked by the
+        # program's VaultLock step right after; the tag says so (components/backup_vault.py).
+        immutability = "Locked"
     problems.extend(
         check_allowed(
             immutability, imm_setting, req.allowed_immutability_states, "nobody may shorten retention or delete points"
@@ -301,6 +312,37 @@ def vault_problems(props: Mapping[str, object], req: VaultRequirements) -> list[
         problems.append(
             f"{crr_setting} = {crr!r} is not allowed in this environment: 'Enabled' is required "
             "so a regional outage does not stop restores"
+        )
+    problems.extend(vault_monitoring_problems(props, req))
+    return problems
+
+
+JOB_FAILURE_ALERTS_PATH: Final = "properties.monitoringSettings.azureMonitorAlertSettings.alertsForAllJobFailures"
+CLASSIC_ALERTS_PATH: Final = "properties.monitoringSettings.classicAlertSettings.alertsForCriticalOperations"
+KEY_URI_PATH: Final = "properties.encryption.keyVaultProperties.keyUri"
+
+
+def vault_monitoring_problems(props: Mapping[str, object], req: VaultRequirements) -> list[str]:
+    """The vault's own alert switches and encryption: a failed backup nobody hears about is the
+    silent failure this project exists to prevent. An unset switch is reported, not assumed:
+    no source documents Azure's default for either one, and it has changed over time."""
+    problems: list[str] = []
+    job = get_path(props, JOB_FAILURE_ALERTS_PATH)
+    if req.require_job_failure_alerts and job is not UNKNOWN and job != "Enabled":
+        problems.append(
+            f"{JOB_FAILURE_ALERTS_PATH} = {job!r} is not allowed in this environment: 'Enabled' is required "
+            "so a failed backup job raises an Azure Monitor alert"
+        )
+    classic = get_path(props, CLASSIC_ALERTS_PATH)
+    if not req.allow_classic_alerts and classic is not UNKNOWN and classic != "Disabled":
+        problems.append(
+            f"{CLASSIC_ALERTS_PATH} = {classic!r} is not allowed in this environment: 'Disabled' is required "
+            "(classic alerts cannot be routed to an action group; Azure Monitor alerts replace them)"
+        )
+    key_uri = get_path(props, KEY_URI_PATH)
+    if req.require_customer_managed_key and key_uri is not UNKNOWN and not key_uri:
+        problems.append(
+            f"{KEY_URI_PATH} is missing: this environment requires backup data encrypted with a customer-managed key"
         )
     return problems
 
@@ -495,4 +537,263 @@ def _item_policy_problems(
             )
             for p in found
         )
+    return problems
+
+
+# --- vault operations (stack rule) ---------------------------------------------------------
+
+LOCK_TYPE: Final = "azure-native:authorization:ManagementLockByScope"
+DIAGNOSTIC_TYPE: Final = "azure-native:monitor:DiagnosticSetting"
+ALERT_RULE_TYPE: Final = "azure-native:alertsmanagement:AlertProcessingRuleByName"
+GUARD_PROXY_TYPE: Final = "azure-native:recoveryservices:ResourceGuardProxy"
+PRIVATE_ENDPOINT_TYPE: Final = "azure-native:network:PrivateEndpoint"
+RESOURCE_GUARD_TYPE: Final = "azure-native:dataprotection:ResourceGuard"
+
+
+def _vault_keys(vault: StackResource) -> set[str]:
+    keys = _arm_keys(vault)
+    rg, name = vault.props.get("resourceGroupName"), vault.props.get("vaultName")
+    if isinstance(rg, str) and isinstance(name, str):
+        keys.add(f"/resourcegroups/{rg}/providers/microsoft.recoveryservices/vaults/{name}".lower())
+    return keys
+
+
+def _targets_vault(ref: object, vault: StackResource, resource: StackResource) -> bool:
+    """Whether an ARM-id prop of ``resource`` names the vault. While the id is unknown (a new
+    vault at preview) the property dependency decides; without dependency information (the
+    offline runner) the link is assumed, and the same rule runs on real ids at ``pulumi up``."""
+    if ref is UNKNOWN:
+        return _depends_on(resource, vault.urn) if resource.property_dependencies else True
+    return _refers_to(ref, _vault_keys(vault))
+
+
+def _in_scope(scope: object, vault: StackResource, rule: StackResource) -> bool:
+    """An alert processing rule scoped to the vault, or to its resource group or subscription."""
+    if scope is UNKNOWN or _targets_vault(scope, vault, rule):
+        return True
+    prefix = _lower(scope)
+    return prefix is not None and any(key.startswith(prefix + "/") for key in _vault_keys(vault))
+
+
+def _rule_covers(rule: StackResource, vault: StackResource) -> bool:
+    scopes = get_path(rule.props, "properties.scopes")
+    if scopes is UNKNOWN:
+        return True
+    return isinstance(scopes, list) and any(_in_scope(scope, vault, rule) for scope in scopes)
+
+
+def _routes_to_action_group(rule: StackResource) -> bool:
+    actions = get_path(rule.props, "properties.actions")
+    if actions is UNKNOWN:
+        return True
+    if get_path(rule.props, "properties.enabled") is False or not isinstance(actions, list):
+        return False
+    return any(
+        isinstance(a, Mapping)
+        and a.get("actionType") == "AddActionGroups"
+        and (a.get("actionGroupIds") is UNKNOWN or bool(a.get("actionGroupIds")))
+        for a in actions
+    )
+
+
+def _connects_backup(endpoint: StackResource, vault: StackResource) -> bool:
+    connections = endpoint.props.get("privateLinkServiceConnections")
+    if connections is UNKNOWN:
+        return True
+    return any(
+        isinstance(c, Mapping)
+        and _targets_vault(c.get("privateLinkServiceId"), vault, endpoint)
+        and (c.get("groupIds") is UNKNOWN or BACKUP_GROUP_ID in (c.get("groupIds") or []))
+        for c in (connections if isinstance(connections, list) else [])
+    )
+
+
+def _subscription_of(arm_id: object) -> str | None:
+    parts = arm_id.split("/") if isinstance(arm_id, str) else []
+    return parts[2].lower() if len(parts) > 2 and parts[1].lower() == "subscriptions" else None
+
+
+def _guard_subscription_problems(
+    vault: StackResource, proxies: Sequence[StackResource], created: Sequence[StackResource]
+) -> list[StackProblem]:
+    """A guard its vault's owners can administer guards nothing (Azure docs: the Backup admin must
+    not hold Contributor on the guard; put it in another subscription or tenant). A guard this
+    stack creates is deployed by the vault's own pipeline, so it fails at preview already."""
+    vault_sub = _subscription_of(vault.props.get("id"))
+    problems: list[StackProblem] = []
+    for proxy in proxies:
+        guard = get_path(proxy.props, "properties.resourceGuardResourceId")
+        own = [g for g in created if _lower(g.props.get("id")) == _lower(guard) or _depends_on(proxy, g.urn)]
+        if own or (guard is UNKNOWN and created and not proxy.property_dependencies):
+            problems.append(
+                StackProblem(
+                    proxy.urn,
+                    f"{label(proxy.type, proxy.name)} of {label(vault.type, vault.name)} uses a Resource Guard this "
+                    "stack creates: this environment requires the Resource Guard in a subscription the vault's "
+                    "owners do not administer (set multiUserAuthorization.resourceGuardId)",
+                )
+            )
+        elif vault_sub is not None and _subscription_of(guard) == vault_sub:
+            problems.append(
+                StackProblem(
+                    proxy.urn,
+                    f"{label(proxy.type, proxy.name)} of {label(vault.type, vault.name)}: properties."
+                    f"resourceGuardResourceId = {guard!r} is in the vault's own subscription: this environment "
+                    "requires the Resource Guard in a subscription the vault's owners do not administer",
+                )
+            )
+    return problems
+
+
+def _report_gaps(setting: StackResource) -> list[str]:
+    """What keeps a diagnostic setting from feeding Backup Reports (empty: it does)."""
+    gaps: list[str] = []
+    workspace = setting.props.get("workspaceId")
+    if workspace is None or workspace == "":
+        gaps.append("workspaceId is missing (Backup Reports read a Log Analytics workspace)")
+    destination = setting.props.get("logAnalyticsDestinationType")
+    if destination is not UNKNOWN and destination != DEDICATED:
+        gaps.append(
+            f"logAnalyticsDestinationType = {destination!r}: {DEDICATED!r} is required (resource-specific tables)"
+        )
+    logs = setting.props.get("logs")
+    if logs is UNKNOWN:
+        return gaps
+    enabled = {
+        entry.get("category") if entry.get("category") else entry.get("categoryGroup")
+        for entry in (logs if isinstance(logs, list) else [])
+        if isinstance(entry, Mapping) and entry.get("enabled") is True
+    }
+    if "allLogs" not in enabled:
+        missing = [c for c in BACKUP_REPORT_CATEGORIES if c not in enabled]
+        if missing:
+            gaps.append(f"logs do not enable {', '.join(missing)}")
+    return gaps
+
+
+def vault_operations_problems(
+    resources: Sequence[StackResource], req: OperationsRequirements
+) -> list[StackProblem]:
+    """Every vault the stack creates has the lock, alert routing, reports and Resource Guard the
+    environment requires. A missing resource is never sent to a resource policy, so only a stack
+    policy can see it. Vaults reused by id are owned (and checked) by the stack that creates them."""
+    vaults = [r for r in resources if r.type == VAULT_TYPE]
+    by_type: dict[str, list[StackResource]] = {}
+    for resource in resources:
+        by_type.setdefault(resource.type, []).append(resource)
+    problems: list[StackProblem] = []
+    for vault in vaults:
+        subject = label(vault.type, vault.name)
+        if req.require_delete_lock:
+            locks = [
+                lock
+                for lock in by_type.get(LOCK_TYPE, [])
+                if _targets_vault(lock.props.get("scope"), vault, lock)
+            ]
+            if not any(lock.props.get("level") in (LOCK_LEVEL, UNKNOWN) for lock in locks):
+                problems.append(
+                    StackProblem(
+                        vault.urn,
+                        f"{subject} has no delete lock: no {LOCK_TYPE} with level {LOCK_LEVEL!r} has the vault as "
+                        "its scope (this environment requires one; set protected-vm:vault.lock: true)",
+                    )
+                )
+        if req.require_alert_routing:
+            rules_for_vault = [rule for rule in by_type.get(ALERT_RULE_TYPE, []) if _rule_covers(rule, vault)]
+            if not any(_routes_to_action_group(rule) for rule in rules_for_vault):
+                problems.append(
+                    StackProblem(
+                        vault.urn,
+                        f"{subject} has no alert routing: no enabled {ALERT_RULE_TYPE} with an AddActionGroups action "
+                        "has the vault in properties.scopes, so failed-job alerts reach nobody (this environment "
+                        "requires it; set protected-vm:vault.alerts.actionGroup)",
+                    )
+                )
+        if req.require_backup_reports:
+            settings = [
+                d
+                for d in by_type.get(DIAGNOSTIC_TYPE, [])
+                if _targets_vault(d.props.get("resourceUri"), vault, d)
+            ]
+            if not settings:
+                problems.append(
+                    StackProblem(
+                        vault.urn,
+                        f"{subject} has no backup reports: no {DIAGNOSTIC_TYPE} has the vault as resourceUri (this "
+                        f"environment requires {', '.join(BACKUP_REPORT_CATEGORIES)} sent to a Log Analytics "
+                        f"workspace with logAnalyticsDestinationType {DEDICATED!r}; set protected-vm:vault.reports)",
+                    )
+                )
+            elif all(_report_gaps(d) for d in settings):
+                problems.extend(
+                    StackProblem(
+                        d.urn,
+                        f"{label(d.type, d.name)} of {subject} does not feed Backup Reports: "
+                        + "; ".join(_report_gaps(d)),
+                    )
+                    for d in settings
+                )
+        if req.require_multi_user_authorization:
+            rg, name = _lower(vault.props.get("resourceGroupName")), _lower(vault.props.get("vaultName"))
+            proxies = [
+                p
+                for p in by_type.get(GUARD_PROXY_TYPE, [])
+                if _lower(p.props.get("resourceGroupName")) == rg
+                and (p.props.get("vaultName") is UNKNOWN or _lower(p.props.get("vaultName")) == name)
+                and get_path(p.props, "properties.resourceGuardResourceId") not in (None, "")
+            ]
+            if not proxies:
+                problems.append(
+                    StackProblem(
+                        vault.urn,
+                        f"{subject} has no multi-user authorization: no {GUARD_PROXY_TYPE} associates a Resource Guard "
+                        "(properties.resourceGuardResourceId) with the vault (this environment requires one; set "
+                        "protected-vm:vault.multiUserAuthorization)",
+                    )
+                )
+            elif req.require_resource_guard_in_another_subscription:
+                problems.extend(_guard_subscription_problems(vault, proxies, by_type.get(RESOURCE_GUARD_TYPE, [])))
+        if req.require_private_endpoint and not any(
+            _connects_backup(endpoint, vault) for endpoint in by_type.get(PRIVATE_ENDPOINT_TYPE, [])
+        ):
+            problems.append(
+                StackProblem(
+                    vault.urn,
+                    f"{subject} has no private endpoint: no {PRIVATE_ENDPOINT_TYPE} connects to the vault with "
+                    f"groupIds [{BACKUP_GROUP_ID!r}] (this environment requires one; "
+                    "set protected-vm:vault.privateEndpoint)",
+                )
+            )
+    return problems
+
+
+# --- per-tier rules (issue 16) --------------------------------------------------------------------
+
+#: components.program.TIER_TAG (not imported: the pack runs without the program).
+TIER_TAG: Final = "protected-vm-tier"
+
+
+def policy_tier(props: Mapping[str, object]) -> str | None:
+    tags = props.get("tags")
+    tier = tags.get(TIER_TAG) if isinstance(tags, Mapping) else None
+    return tier if isinstance(tier, str) else None
+
+
+def tier_problems(props: Mapping[str, object], req: TierRequirements) -> list[str]:
+    """A policy's tier rules (its ``protected-vm-tier`` tag) plus the rules for every tier (``*``);
+    an untagged policy (a single-vault stack's) meets the ``*`` rules only, unless ``requireTier``."""
+    tier = policy_tier(props)
+    problems: list[str] = []
+    applying: list[tuple[str, TierRules]] = []
+    if tier is not None and tier in req.tiers:
+        applying.append((f"tier {tier}", req.tiers[tier]))
+    elif req.require_tier:
+        defined = ", ".join(sorted(t for t in req.tiers if t != ANY_TIER)) or "(none)"
+        shown = f"tier {tier!r}" if tier is not None else f"no tier (tag {TIER_TAG})"
+        problems.append(f"has {shown}, which this environment does not define: defined tiers are {defined}")
+    if ANY_TIER in req.tiers:
+        applying.append(("every tier", req.tiers[ANY_TIER]))
+    for label_, rules in applying:
+        found = retention_problems(props, rules.retention) + schedule_problems(props, rules.schedule)
+        problems.extend(f"{label_}: {problem}" for problem in found)
     return problems

@@ -16,9 +16,16 @@ from pulumi_policy import (
 
 from policies import rules
 from policies.props import plain_props
-from policies.thresholds import COVERAGE_SCHEMA, CoverageRequirements, PolicyConfigError
+from policies.thresholds import (
+    COVERAGE_SCHEMA,
+    OPERATIONS_SCHEMA,
+    CoverageRequirements,
+    OperationsRequirements,
+    PolicyConfigError,
+)
 
 COVERAGE_POLICY: Final = "vm-backup-coverage"
+OPERATIONS_POLICY: Final = "vault-operations"
 
 
 def stack_resource(resource: PolicyResource) -> rules.StackResource:
@@ -57,5 +64,31 @@ def coverage_policy() -> StackValidationPolicy:
     )
 
 
+def validate_operations(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    try:
+        requirements = OperationsRequirements.from_config(args.get_config(), OPERATIONS_POLICY)
+    except PolicyConfigError as err:
+        report_violation(f"not checked: {err}", None)
+        return
+    resources = [stack_resource(r) for r in args.resources]
+    for problem in rules.vault_operations_problems(resources, requirements):
+        report_violation(problem.message, problem.urn)
+
+
+def operations_policy() -> StackValidationPolicy:
+    return StackValidationPolicy(
+        name=OPERATIONS_POLICY,
+        description=(
+            "Every vault the stack creates has the delete lock, alert routing, backup reports and multi-user "
+            "authorization the environment requires."
+        ),
+        validate=validate_operations,
+        config_schema=PolicyConfigSchema(OPERATIONS_SCHEMA),
+        remediation_steps=(
+            "Set protected-vm:vault.lock / alerts.actionGroup / reports / multiUserAuthorization in the stack file."
+        ),
+    )
+
+
 def stack_policies() -> list[StackValidationPolicy]:
-    return [coverage_policy()]
+    return [coverage_policy(), operations_policy()]

@@ -101,6 +101,54 @@ VAULT_SCHEMA: Final[dict[str, dict[str, Any]]] = {
         "default": False,
         "description": "Whether restores must be possible in the paired region (needs GeoRedundant).",
     },
+    "requireJobFailureAlerts": {
+        "type": "boolean",
+        "default": True,
+        "description": "Whether monitoringSettings.azureMonitorAlertSettings.alertsForAllJobFailures must be Enabled.",
+    },
+    "allowClassicAlerts": {
+        "type": "boolean",
+        "default": False,
+        "description": "Whether classic alerts (classicAlertSettings.alertsForCriticalOperations) may stay Enabled.",
+    },
+    "requireCustomerManagedKey": {
+        "type": "boolean",
+        "default": False,
+        "description": "Whether backup data must be encrypted with a customer-managed key (properties.encryption).",
+    },
+}
+
+OPERATIONS_SCHEMA: Final[dict[str, dict[str, Any]]] = {
+    "requireDeleteLock": {
+        "type": "boolean",
+        "default": True,
+        "description": "Every vault in the stack has a CanNotDelete management lock scoped to it.",
+    },
+    "requireAlertRouting": {
+        "type": "boolean",
+        "default": False,
+        "description": "Every vault's Azure Monitor alerts are routed to an action group by an alert processing rule.",
+    },
+    "requireBackupReports": {
+        "type": "boolean",
+        "default": False,
+        "description": "Every vault sends the six Backup Reports tables (Dedicated) to a Log Analytics workspace.",
+    },
+    "requireMultiUserAuthorization": {
+        "type": "boolean",
+        "default": False,
+        "description": "Every vault is associated with a Resource Guard (ResourceGuardProxy).",
+    },
+    "requireResourceGuardInAnotherSubscription": {
+        "type": "boolean",
+        "default": False,
+        "description": "The Resource Guard must be outside the vault's subscription (not administered by its owners).",
+    },
+    "requirePrivateEndpoint": {
+        "type": "boolean",
+        "default": False,
+        "description": "Every vault has a private endpoint for its AzureBackup sub-resource.",
+    },
 }
 
 INITIAL_BACKUP_SCHEMA: Final[dict[str, dict[str, Any]]] = {
@@ -269,6 +317,9 @@ class VaultRequirements:
     allow_public_network_access: bool = False
     allowed_storage_redundancies: tuple[str, ...] = v.STORAGE_REDUNDANCIES
     require_cross_region_restore: bool = False
+    require_job_failure_alerts: bool = True
+    allow_classic_alerts: bool = False
+    require_customer_managed_key: bool = False
 
     @staticmethod
     def from_config(raw: Mapping[str, Any] | None, policy: str = "vault-security") -> VaultRequirements:
@@ -281,6 +332,9 @@ class VaultRequirements:
             allow_public_network_access=reader.boolean("allowPublicNetworkAccess"),
             allowed_storage_redundancies=reader.names("allowedStorageRedundancies"),
             require_cross_region_restore=reader.boolean("requireCrossRegionRestore"),
+            require_job_failure_alerts=reader.boolean("requireJobFailureAlerts"),
+            allow_classic_alerts=reader.boolean("allowClassicAlerts"),
+            require_customer_managed_key=reader.boolean("requireCustomerManagedKey"),
         )
         if result.require_cross_region_restore and "GeoRedundant" not in result.allowed_storage_redundancies:
             reader.problems.append(
@@ -344,3 +398,114 @@ class CoverageRequirements:
             reader.problems.extend(f"schedule.{p}" for p in err.problems)
         reader.done()
         return CoverageRequirements(vm_ids, policy_ids, retention, schedule)
+
+
+@dataclass(frozen=True)
+class OperationsRequirements:
+    """What every vault of the stack must have around it: resources of their own (a lock, an
+    alert processing rule, a diagnostic setting, a Resource Guard proxy) that only a stack policy
+    can find missing."""
+
+    require_delete_lock: bool = True
+    require_alert_routing: bool = False
+    require_backup_reports: bool = False
+    require_multi_user_authorization: bool = False
+    require_resource_guard_in_another_subscription: bool = False
+    require_private_endpoint: bool = False
+
+    @staticmethod
+    def from_config(raw: Mapping[str, Any] | None, policy: str = "vault-operations") -> OperationsRequirements:
+        reader = _Reader(policy, raw, OPERATIONS_SCHEMA)
+        result = OperationsRequirements(
+            require_delete_lock=reader.boolean("requireDeleteLock"),
+            require_alert_routing=reader.boolean("requireAlertRouting"),
+            require_backup_reports=reader.boolean("requireBackupReports"),
+            require_multi_user_authorization=reader.boolean("requireMultiUserAuthorization"),
+            require_resource_guard_in_another_subscription=reader.boolean("requireResourceGuardInAnotherSubscription"),
+            require_private_endpoint=reader.boolean("requirePrivateEndpoint"),
+        )
+        reader.done()
+        return result
+
+
+# --- per-tier rules (issue 16): a fleet's policies carry a tier label ---------------------------
+
+#: The tier key whose rules apply to every policy, tagged or not (e.g. "at least 7 dailies").
+ANY_TIER: Final = "*"
+
+TIER_RULES_SCHEMA: Final[dict[str, dict[str, Any]]] = {
+    "retention": {
+        "type": "object",
+        "properties": RETENTION_SCHEMA,
+        "additionalProperties": False,
+        "default": {},
+        "description": "Same shape as the backup-retention policy's config.",
+    },
+    "schedule": {
+        "type": "object",
+        "properties": SCHEDULE_SCHEMA,
+        "additionalProperties": False,
+        "default": {},
+        "description": "Same shape as the backup-schedule policy's config.",
+    },
+}
+
+TIERS_SCHEMA: Final[dict[str, dict[str, Any]]] = {
+    "tiers": {
+        "type": "object",
+        "additionalProperties": {"type": "object", "properties": TIER_RULES_SCHEMA, "additionalProperties": False},
+        "default": {},
+        "description": (
+            "Rules per tier label (the protected-vm-tier tag of a policy, from the stack's "
+            "vaults.<key>.policies.<name>.tier); '*' applies to every policy."
+        ),
+    },
+    "requireTier": {
+        "type": "boolean",
+        "default": False,
+        "description": "Whether every VM backup policy must carry a tier this config defines.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class TierRules:
+    retention: RetentionRequirements = field(default_factory=lambda: RetentionRequirements(required_tiers=()))
+    schedule: ScheduleRequirements = field(default_factory=ScheduleRequirements)
+
+
+@dataclass(frozen=True)
+class TierRequirements:
+    """What each tier of a fleet's policies must satisfy, on top of the environment-wide rules."""
+
+    tiers: Mapping[str, TierRules] = field(default_factory=dict)
+    require_tier: bool = False
+
+    @staticmethod
+    def from_config(raw: Mapping[str, Any] | None, policy: str = "backup-tiers") -> TierRequirements:
+        reader = _Reader(policy, raw, TIERS_SCHEMA)
+        tiers: dict[str, TierRules] = {}
+        for name, rules in reader.mapping("tiers").items():
+            if not isinstance(rules, Mapping):
+                reader.problems.append(f"tiers.{name} = {rules!r} must be an object with retention and/or schedule")
+                continue
+            unknown = sorted(set(rules) - set(TIER_RULES_SCHEMA))
+            if unknown:
+                reader.problems.append(f"tiers.{name} has unknown settings {unknown}: known are retention, schedule")
+                continue
+            try:
+                retention = RetentionRequirements.from_config(
+                    {"requiredTiers": [], **(rules.get("retention") or {})}, policy
+                )
+            except PolicyConfigError as err:
+                reader.problems.extend(f"tiers.{name}.retention.{p}" for p in err.problems)
+                continue
+            try:
+                schedule = ScheduleRequirements.from_config(rules.get("schedule") or {}, policy)
+            except PolicyConfigError as err:
+                reader.problems.extend(f"tiers.{name}.schedule.{p}" for p in err.problems)
+                continue
+            tiers[str(name)] = TierRules(retention, schedule)
+        require = reader.boolean("requireTier")
+        reader.done()
+        return TierRequirements(tiers, require)

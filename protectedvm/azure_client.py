@@ -231,6 +231,47 @@ class ItemHealth:
     last_recovery_point: dt.datetime | None
 
 
+#: Microsoft.RecoveryServices/vaults and Microsoft.Compute/virtualMachines API versions for the
+#: two plain ARM reads (and one PATCH) outside the backup SDK.
+VAULT_API_VERSION = "2025-02-01"
+COMPUTE_API_VERSION = "2024-07-01"
+
+
+@dataclass(frozen=True)
+class ItemState:
+    protection_state: str
+    soft_deleted: bool
+    policy_id: str | None
+
+
+@dataclass(frozen=True)
+class VaultSecurity:
+    location: str
+    immutability: str | None
+    soft_delete: str | None
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+@dataclass(frozen=True)
+class BackupStatus:
+    protection_status: str
+    vault_id: str | None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def _json_body(body: Mapping[str, Any]) -> Any:
+    """A raw JSON body for the SDK: its typed models drop or reshape day-two fields
+    (``isRehydrate`` without a policy), and IO[bytes] is the overload that sends bytes as-is."""
+    import io
+    import json
+
+    return io.BytesIO(json.dumps(body).encode())
+
+
 # --- conversions from SDK models (raw JSON access where the SDK's typing is too strict) --------
 
 
@@ -349,13 +390,14 @@ def operation_id_from_headers(headers: Mapping[str, str]) -> str:
     raise ValueError("the backup trigger answered without an Azure-AsyncOperation or Location header")
 
 
-def job_filter(start: dt.datetime, end: dt.datetime, status: str | None = None) -> str:
-    """The one OData filter per poll: IaaS VM backup jobs whose start lies in [start, end] (UTC),
-    optionally only those in one status (``InProgress`` keeps a month-long window small)."""
+def job_filter(start: dt.datetime, end: dt.datetime, status: str | None = None, operation: str = "Backup") -> str:
+    """The one OData filter per poll: IaaS VM jobs of one operation (``Backup``; the restore drill
+    asks for ``Restore``) whose start lies in [start, end] (UTC), optionally only those in one status
+    (``InProgress`` keeps a month-long window small)."""
     fmt = JOB_FILTER_TIME_FORMAT
     status_clause = f" and status eq '{status}'" if status else ""
     return (
-        f"operation eq 'Backup' and backupManagementType eq 'AzureIaasVM'{status_clause}"
+        f"operation eq '{operation}' and backupManagementType eq 'AzureIaasVM'{status_clause}"
         f" and startTime eq '{start.astimezone(dt.UTC).strftime(fmt)}'"
         f" and endTime eq '{end.astimezone(dt.UTC).strftime(fmt)}'"
     )
@@ -614,3 +656,342 @@ class BackupApi:
             last_backup_time=_item_time(props.get("lastBackupTime")),
             last_recovery_point=_item_time(props.get("lastRecoveryPoint")),
         )
+
+    # --- the restore drill (protectedvm/drill.py) ------------------------------------------
+
+    def list_jobs(
+        self, start: dt.datetime, end: dt.datetime, operation: str, status: str | None = None
+    ) -> list[JobInfo]:
+        """Like :meth:`list_backup_jobs` for any operation (the drill polls ``Restore`` jobs)."""
+        pages: Iterable[m.JobResource] = self.client.backup_jobs.list(
+            self.vault.name, self.vault.resource_group, filter=job_filter(start, end, status, operation)
+        )
+        return [job_info(job) for job in pages]
+
+    def job_property_bag(self, job_id: str) -> dict[str, str]:
+        """``extendedInfo.propertyBag`` of one job: for a restore, where Azure put what it restored
+        ("Target resource group", "Target Storage Account Name", "Template Blob Uri", ...)."""
+        job = self.client.job_details.get(self.vault.name, self.vault.resource_group, job_id)
+        props = _raw(job.get("properties") if isinstance(job, Mapping) else None)
+        bag = _raw(_raw(props.get("extendedInfo")).get("propertyBag"))
+        return {str(key): str(value) for key, value in bag.items()}
+
+    def trigger_restore(self, vm: VmRef, recovery_point: str, target: RestoreTarget) -> str:
+        """POST a "RestoreDisks" restore of one recovery point as managed disks into the target
+        resource group (the request of the official TriggerRestore_RestoreDisks_IaasVMRestoreRequest
+        example, without its optional identity and disk-access settings); returns the operation id.
+
+        Not retried on our side like the backup trigger: a duplicate restore would create a second
+        set of disks. The SDK's own retries (5xx on the initial POST) still apply."""
+        request = m.RestoreRequestResource(
+            properties=m.IaasVMRestoreRequest(
+                recovery_point_id=recovery_point,
+                recovery_type="RestoreDisks",
+                source_resource_id=vm.vm_id,
+                storage_account_id=target.storage_account_id,
+                target_resource_group_id=target.resource_group_id,
+                region=target.region,
+                create_new_cloud_service=True,
+                original_storage_account_option=False,
+                encryption_details=m.EncryptionDetails(encryption_enabled=False),
+            )
+        )
+        captured: dict[str, str] = {}
+
+        def keep_headers(response: PipelineResponse[Any, Any], _body: object, _headers: object) -> None:
+            captured.update(response.http_response.headers)
+
+        self.client.restores.begin_trigger(
+            self.vault.name,
+            self.vault.resource_group,
+            FABRIC_NAME,
+            vm.container_name,
+            vm.protected_item_name,
+            recovery_point,
+            request,
+            polling=False,
+            cls=keep_headers,
+        ).result()
+        return operation_id_from_headers(captured)
+
+    # --- day two: item lifecycle (components/vm_protection.py) ------------------------------------
+
+    def item_state(self, vm: VmRef) -> ItemState | None:
+        """The item's protection state and soft-delete flag, or None when the vault has no item
+        for the VM (404)."""
+        try:
+            item = self.client.protected_items.get(
+                self.vault.name, self.vault.resource_group, FABRIC_NAME, vm.container_name, vm.protected_item_name
+            )
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return None
+            raise
+        props = _raw(_raw(item).get("properties"))
+        return ItemState(
+            protection_state=str(props.get("protectionState") or ""),
+            soft_deleted=bool(props.get("isScheduledForDeferredDelete")),
+            policy_id=str(props["policyId"]) if props.get("policyId") else None,
+        )
+
+    def _put_item(self, vm: VmRef, properties: dict[str, Any], what: str) -> None:
+        """PUT the item with a raw body; the SDK's poller follows Azure's 202 +
+        ``Azure-AsyncOperation`` to the end and raises on a failed operation."""
+        try:
+            self.client.protected_items.begin_create_or_update(
+                self.vault.name,
+                self.vault.resource_group,
+                FABRIC_NAME,
+                vm.container_name,
+                vm.protected_item_name,
+                _json_body({"properties": properties}),
+            ).result()
+        except HttpResponseError as error:
+            raise RuntimeError(f"{vm.name}: {what} failed: {error_code(error)}: {error.message}") from error
+
+    def _wait_item_operation(self, vm: VmRef, headers: Mapping[str, str], what: str, timeout: float) -> None:
+        if not headers:
+            return  # 200/204 without an operation: done synchronously
+        operation = operation_id_from_headers(headers)
+        waited = 0.0
+        while True:
+            status = self.client.protected_item_operation_statuses.get(
+                self.vault.name,
+                self.vault.resource_group,
+                FABRIC_NAME,
+                vm.container_name,
+                vm.protected_item_name,
+                operation,
+            )
+            raw = _raw(status)
+            state = str(raw.get("status") or "")
+            if state == "Succeeded":
+                return
+            if state in ("Failed", "Canceled", "Cancelled"):
+                error = _raw(raw.get("error"))
+                raise RuntimeError(f"{vm.name}: {what} failed: {error.get('code')}: {error.get('message')}")
+            if waited >= timeout:
+                raise RuntimeError(f"{vm.name}: {what} still {state or 'running'} after {timeout:.0f}s")
+            self._sleep(2.0)
+            waited += 2.0
+
+    def stop_protection_retain_data(self, vm: VmRef) -> None:
+        """Azure's "stop backup and retain data": a PUT with ``protectionState: ProtectionStopped``
+        and no policy (azure-rest-api-specs ``examples/AzureIaasVm/StopProtection.json``; azurerm
+        ``backup_protected_vm_resource.go`` does the same on destroy when
+        ``VMBackupStopProtectionAndRetainDataOnDestroy`` is set). Recovery points are kept."""
+        self._put_item(
+            vm,
+            {
+                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "sourceResourceId": vm.vm_id,
+                "protectionState": "ProtectionStopped",
+            },
+            "stop protection (retain data)",
+        )
+
+    def undelete_item(self, vm: VmRef) -> None:
+        """Undo a soft delete: a PUT with ``isRehydrate: true`` (azurerm
+        ``resourceRecoveryServicesVaultBackupProtectedVMRecoverSoftDeleted``; the SDK documents the
+        flag as "deferred deleted DS is to be moved into Pause state"): the item comes back
+        ProtectionStopped with its recovery points, ready to be protected again."""
+        self._put_item(
+            vm,
+            {
+                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "sourceResourceId": vm.vm_id,
+                "isRehydrate": True,
+            },
+            "undelete",
+        )
+
+    def delete_item_data(self, vm: VmRef) -> None:
+        """Azure's "stop backup and delete data" (DELETE on the item); with soft delete the data
+        stays recoverable for the vault's soft-delete retention, then it is gone."""
+        captured: dict[str, str] = {}
+
+        def keep_headers(response: PipelineResponse[Any, Any], _body: object, _headers: object) -> None:
+            captured.update(response.http_response.headers)
+
+        self.client.protected_items.delete(
+            self.vault.name,
+            self.vault.resource_group,
+            FABRIC_NAME,
+            vm.container_name,
+            vm.protected_item_name,
+            cls=keep_headers,
+        )
+        self._wait_item_operation(vm, captured, "delete backup data", 600.0)
+
+    def backup_status(self, vm: VmRef, region: str) -> BackupStatus:
+        """Which vault (if any) protects the VM: ``POST .../locations/{region}/backupStatus``
+        (``examples/AzureIaasVm/GetBackupStatus.json``)."""
+        response = self.client.backup_status.get(
+            region, {"resourceId": vm.vm_id, "resourceType": "VM"}
+        )
+        raw = _raw(response)
+        return BackupStatus(
+            protection_status=str(raw.get("protectionStatus") or ""),
+            vault_id=str(raw["vaultId"]) if raw.get("vaultId") else None,
+            error_code=str(raw["errorCode"]) if raw.get("errorCode") else None,
+            error_message=str(raw["errorMessage"]) if raw.get("errorMessage") else None,
+        )
+
+    # --- day two: the vault's one-way settings and the pre-flight's VM read --------------------------
+
+    def _arm_json(self, method: str, path: str, api_version: str, body: Mapping[str, Any] | None = None) -> Any:
+        """A plain ARM call (:func:`arm_send`): the vault's security settings and a VM's region are
+        not part of the backup SDK."""
+        response = arm_send(self.client, method, f"{path}?api-version={api_version}", body)
+        return response.json() if response.text() else None
+
+    def vault_settings(self) -> VaultSecurity:
+        """The vault's immutability and soft-delete state as Azure has them now."""
+        body = _raw(self._arm_json("GET", self.vault.id, VAULT_API_VERSION))
+        security = _raw(_raw(body.get("properties")).get("securitySettings"))
+        return VaultSecurity(
+            location=str(body.get("location") or "").replace(" ", "").lower(),
+            immutability=_text(_raw(security.get("immutabilitySettings")).get("state")),
+            soft_delete=_text(_raw(security.get("softDeleteSettings")).get("softDeleteState")),
+        )
+
+    def set_immutability(self, state: str) -> None:
+        """PATCH only the immutability (azurerm locks a new vault this way after creating it
+        Unlocked: ``recovery_services_vault_resource.go``, ``UpdateThenPoll``)."""
+        self._arm_json(
+            "PATCH",
+            self.vault.id,
+            VAULT_API_VERSION,
+            {"properties": {"securitySettings": {"immutabilitySettings": {"state": state}}}},
+        )
+
+    def vm_location(self, vm: VmRef) -> str | None:
+        """The VM's region, or None when it does not exist (404)."""
+        try:
+            body = _raw(self._arm_json("GET", vm.vm_id, COMPUTE_API_VERSION))
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return None
+            raise
+        return str(body.get("location") or "").replace(" ", "").lower() or None
+
+    def resume_protection(self, vm: VmRef, policy_id: str) -> None:
+        """Protect (again) with ``policy_id``: the same PUT that enables protection resumes an item
+        stopped with retained data ("resume backup"); its recovery points are kept."""
+        self._put_item(
+            vm,
+            {
+                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "sourceResourceId": vm.vm_id,
+                "policyId": policy_id,
+            },
+            "resume protection",
+        )
+
+
+def arm_send(
+    client: RecoveryServicesBackupClient, method: str, url: str, body: Mapping[str, Any] | None = None
+) -> Any:
+    """One plain ARM request through a backup client's own pipeline (``send_request``: the same
+    credential, retry policy, transport and endpoint override), for the few calls outside the
+    backup SDK (vault security settings, Compute VMs and disks). An error status raises
+    ``HttpResponseError`` parsed as ARM's error format, so :func:`error_code` reads Azure's code."""
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    response = client.send_request(HttpRequest(method, url, json=dict(body) if body is not None else None))
+    if response.status_code >= 400:
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    return response
+
+
+# --- restore drill: targets and the managed-disk slice of Microsoft.Compute ----------------------
+
+#: Microsoft.Compute api-versions the drill speaks (disks: the DiskRP version of the official examples).
+DISKS_API_VERSION = "2024-03-02"
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    """Where a "RestoreDisks" restore puts its output: managed disks in ``resource_group_id``, the
+    VM config and template in the staging storage account, in ``region`` (the vault's)."""
+
+    resource_group_id: str
+    storage_account_id: str
+    region: str
+
+
+@dataclass(frozen=True)
+class SourceVm:
+    vm_id: str
+    location: str
+    disk_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    id: str
+    name: str
+    tags: Mapping[str, str]
+    time_created: dt.datetime | None
+
+
+class ComputeApi:
+    """The few Microsoft.Compute calls the drill makes, sent through a backup client's own pipeline
+    (``send_request``: same credential, retry policy and transport), so no compute SDK is needed."""
+
+    def __init__(self, client: RecoveryServicesBackupClient) -> None:
+        self.client = client
+
+    def _send(self, method: str, url: str, body: Mapping[str, Any] | None = None) -> Any:
+        return arm_send(self.client, method, url, body)
+
+    def source_vm(self, vm_id: str) -> SourceVm:
+        body = self._send("GET", f"{vm_id}?api-version={COMPUTE_API_VERSION}").json()
+        profile = _raw(_raw(body.get("properties")).get("storageProfile"))
+        names = [str(_raw(profile.get("osDisk")).get("name") or "")]
+        names += [str(_raw(disk).get("name") or "") for disk in profile.get("dataDisks") or []]
+        return SourceVm(vm_id, str(body.get("location") or ""), tuple(name for name in names if name))
+
+    def list_disks(self, resource_group_id: str) -> list[DiskInfo]:
+        url: str | None = f"{resource_group_id}/providers/Microsoft.Compute/disks?api-version={DISKS_API_VERSION}"
+        found: list[DiskInfo] = []
+        while url:
+            page = self._send("GET", url).json()
+            found += [_disk_info(_raw(item)) for item in page.get("value") or []]
+            url = page.get("nextLink") or None
+        return found
+
+    def get_disk(self, disk_id: str) -> DiskInfo | None:
+        try:
+            return _disk_info(self._send("GET", f"{disk_id}?api-version={DISKS_API_VERSION}").json())
+        except HttpResponseError as error:
+            if error.status_code == 404:
+                return None
+            raise
+
+    def set_disk_tags(self, disk_id: str, tags: Mapping[str, str]) -> None:
+        self._send("PATCH", f"{disk_id}?api-version={DISKS_API_VERSION}", {"tags": dict(tags)})
+
+    def delete_disk(self, disk_id: str) -> None:
+        """200/204 are done; a 202 is followed (its Location) until the delete finished."""
+        response = self._send("DELETE", f"{disk_id}?api-version={DISKS_API_VERSION}")
+        for _ in range(120):
+            if response.status_code != 202:
+                return
+            location = response.headers.get("Location") or response.headers.get("Azure-AsyncOperation")
+            if not location:
+                return
+            time.sleep(min(30.0, float(response.headers.get("Retry-After") or 5)))
+            response = self._send("GET", location)
+        raise TimeoutError(f"deleting {disk_id} did not finish")
+
+
+def _disk_info(body: Mapping[str, Any]) -> DiskInfo:
+    tags = _raw(body.get("tags"))
+    return DiskInfo(
+        id=str(body.get("id") or ""),
+        name=str(body.get("name") or ""),
+        tags={str(k): str(v) for k, v in tags.items()},
+        time_created=_utc(_raw(body.get("properties")).get("timeCreated")),
+    )

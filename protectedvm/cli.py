@@ -61,6 +61,15 @@ def register_verify(subparsers: Any) -> None:
 SUBCOMMANDS: list[Callable[[Any], None]] = [register_verify]
 
 
+def _register_drill(subparsers: Any) -> None:
+    from protectedvm.drill_cli import register_drill  # the restore drill (issue 18)
+
+    register_drill(subparsers)
+
+
+SUBCOMMANDS.append(_register_drill)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m protectedvm", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

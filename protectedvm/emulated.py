@@ -81,3 +81,10 @@ def manual_sleep(emu: EmulatorLike) -> Callable[[float], None]:
         emu.clock.advance(max(0.0, seconds))
 
     return sleep
+
+
+def with_recovery_points(emu: EmulatorLike, vms: Sequence[VmRef]) -> None:
+    """Give each protected VM one completed backup (a recovery point), as a deployed stack has."""
+    start_job: Callable[..., str] = emu.start_job  # type: ignore[attr-defined]
+    for vm in vms:
+        start_job(vm.name, duration=0.0)

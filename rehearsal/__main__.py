@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout-minutes", type=int, default=None, help="override initialBackup.timeoutMinutes")
     parser.add_argument("--no-rerun", action="store_true", help="skip the idempotency re-run")
+    parser.add_argument("--no-drill", action="store_true", help="skip the restore drill after the pipeline check")
+    parser.add_argument(
+        "--drill-fault",
+        action="append",
+        default=[],
+        metavar="VM=CODE",
+        help="the VM's restore job in the drill fails with an Azure error code (or hang); repeatable",
+    )
     return parser
 
 
@@ -57,6 +65,7 @@ def options_from_args(argv: Sequence[str] | None = None) -> RehearsalOptions:
     try:
         job_faults = tuple(JobFault.parse(text) for text in args.fault)
         http_faults = tuple(HttpFault.parse(text) for text in args.http_fault)
+        drill_faults = tuple(JobFault.parse(text) for text in args.drill_fault)
     except ValueError as error:
         parser.error(str(error))
     default_job_seconds = REALISTIC_JOB_SECONDS if args.realistic else 90.0
@@ -75,6 +84,8 @@ def options_from_args(argv: Sequence[str] | None = None) -> RehearsalOptions:
         http_faults=http_faults,
         timeout_minutes=args.timeout_minutes,
         rerun=not args.no_rerun,
+        drill=not args.no_drill,
+        drill_faults=drill_faults,
     )
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from components.initial_backup import TYPE_TOKEN as INITIAL_BACKUP_TYPE
 from components.mock_preview import Plan, PlannedResource
+from components.vault_lock import TYPE_TOKEN as VAULT_LOCK_TYPE
+from components.vm_protection import TYPE_TOKEN as VM_PROTECTION_TYPE
 from rehearsal.table import render_table
 
 _SHORT_TYPES = {
@@ -19,6 +21,17 @@ _SHORT_TYPES = {
     "protected-vm:index:ProtectedVM": "ProtectedVM (component)",
     "azure-native:recoveryservices:Vault": "recoveryservices:Vault",
     "azure-native:recoveryservices:ProtectionPolicy": "recoveryservices:ProtectionPolicy",
+    VAULT_LOCK_TYPE: "VaultLock (after the vault)",
+    "azure-native:authorization:ManagementLockByScope": "authorization:ManagementLock",
+    "azure-native:monitor:ActionGroup": "monitor:ActionGroup",
+    "azure-native:alertsmanagement:AlertProcessingRuleByName": "alertsmanagement:AlertProcessingRule",
+    "azure-native:operationalinsights:Workspace": "operationalinsights:Workspace",
+    "azure-native:monitor:DiagnosticSetting": "monitor:DiagnosticSetting",
+    "azure-native:dataprotection:ResourceGuard": "dataprotection:ResourceGuard",
+    "azure-native:recoveryservices:ResourceGuardProxy": "recoveryservices:ResourceGuardProxy",
+    "azure-native:network:PrivateEndpoint": "network:PrivateEndpoint",
+    "azure-native:network:PrivateDnsZoneGroup": "network:PrivateDnsZoneGroup",
+    VM_PROTECTION_TYPE: "VmProtection (pre-flight)",
     "azure-native:recoveryservices:ProtectedItem": "recoveryservices:ProtectedItem",
     INITIAL_BACKUP_TYPE: "InitialBackup (post-deploy)",
 }
@@ -65,6 +78,17 @@ def schedule_summary(properties: Mapping[str, Any]) -> str:
     return f"{frequency} at {when}" + (f" on {','.join(days)}" if days else "")
 
 
+def disk_summary(properties: Mapping[str, Any]) -> str:
+    """Selective disk backup as a reviewer reads it, from ``extendedProperties.diskExclusionProperties``."""
+    exclusion = (properties.get("extendedProperties") or {}).get("diskExclusionProperties")
+    if not isinstance(exclusion, Mapping):
+        return ""
+    luns = ",".join(_n(lun) for lun in exclusion.get("diskLunList") or [])
+    if exclusion.get("isInclusionList"):
+        return f"OS + LUN {luns}" if luns else "OS disk only"
+    return f"all but LUN {luns}"
+
+
 def describe(resource: PlannedResource) -> str:
     inputs = resource.inputs
     props: Mapping[str, Any] = inputs.get("properties") or {}
@@ -77,8 +101,11 @@ def describe(resource: PlannedResource) -> str:
             f"{redundancy.get('standardTierStorageRedundancy')}, CRR {redundancy.get('crossRegionRestore')}, "
             f"soft delete {soft.get('softDeleteState')} ({_n(soft.get('softDeleteRetentionPeriodInDays'))}d), "
             f"immutability {(security.get('immutabilitySettings') or {}).get('state')}, "
-            f"public access {props.get('publicNetworkAccess')}"
+            f"public access {props.get('publicNetworkAccess')}" + _vault_operations(props)
         )
+    described = _describe_operations(resource.type, inputs, props)
+    if described is not None:
+        return described
     if resource.type == "azure-native:recoveryservices:ProtectionPolicy":
         kind = "Enhanced (V2)" if props.get("policyType") == "V2" else "Standard (V1)"
         return (
@@ -89,7 +116,12 @@ def describe(resource: PlannedResource) -> str:
         vm_id = str(props.get("sourceResourceId", ""))
         parts = vm_id.split("/")
         where = f"{parts[-1]} (rg {parts[4]})" if len(parts) > 4 else vm_id
-        return f"{where} -> item {inputs.get('protectedItemName')}"
+        disks = disk_summary(props)
+        return f"{where} -> item {inputs.get('protectedItemName')}" + (f", disks: {disks}" if disks else "")
+    if resource.type == VAULT_LOCK_TYPE:
+        return f"immutability {inputs.get('immutability')}, soft delete {inputs.get('softDelete')} (never downgraded)"
+    if resource.type == VM_PROTECTION_TYPE:
+        return f"{str(inputs.get('vmId', '')).split('/')[-1]}: on removal {inputs.get('onRemove')}"
     settings = inputs.get("settings")
     if isinstance(settings, Mapping):
         vms = inputs.get("vmIds") or inputs.get("vm_ids") or []
@@ -100,12 +132,130 @@ def describe(resource: PlannedResource) -> str:
     return ""
 
 
+def _vault_operations(props: Mapping[str, Any]) -> str:
+    """The vault's alert switches and encryption (issue 17), appended to its row."""
+    monitoring = props.get("monitoringSettings") or {}
+    job = (monitoring.get("azureMonitorAlertSettings") or {}).get("alertsForAllJobFailures")
+    classic = (monitoring.get("classicAlertSettings") or {}).get("alertsForCriticalOperations")
+    text = f", job failure alerts {job}, classic alerts {classic}" if monitoring else ""
+    encryption = props.get("encryption") or {}
+    if encryption:
+        key = str((encryption.get("keyVaultProperties") or {}).get("keyUri", ""))
+        infra = encryption.get("infrastructureEncryption")
+        text += f", CMK {key.split('/keys/')[-1]} (infrastructure encryption {infra})"
+    return text
+
+
+def _describe_operations(kind: str, inputs: Mapping[str, Any], props: Mapping[str, Any]) -> str | None:
+    """Rows of the vault's operations resources: shown in the plan and checked by the policy pack;
+    the emulator serves none of their APIs, so the rehearsal does not deploy them."""
+    last = lambda value: str(value).rsplit("/", 1)[-1]  # noqa: E731
+    if kind == "azure-native:authorization:ManagementLockByScope":
+        return f"{inputs.get('lockName')}: {inputs.get('level')} on the vault"
+    if kind == "azure-native:monitor:ActionGroup":
+        hooks = inputs.get("webhookReceivers") or []
+        if isinstance(hooks, Mapping):  # a secret (webhook URLs carry tokens): count, never show
+            hooks = hooks.get("value") or []
+        emails = ", ".join(r.get("emailAddress", "") for r in inputs.get("emailReceivers") or [])
+        name = f"{inputs.get('actionGroupName')} ({inputs.get('groupShortName')})"
+        return f"{name}: e-mail {emails or 'none'}, {len(hooks)} webhook(s) (secret)"
+    if kind == "azure-native:alertsmanagement:AlertProcessingRuleByName":
+        groups = [g for a in props.get("actions") or [] for g in a.get("actionGroupIds") or []]
+        return f"{inputs.get('alertProcessingRuleName')}: vault alerts -> {', '.join(last(g) for g in groups) or '?'}"
+    if kind == "azure-native:operationalinsights:Workspace":
+        return f"{inputs.get('workspaceName')}: retention {_n(inputs.get('retentionInDays'))}d"
+    if kind == "azure-native:monitor:DiagnosticSetting":
+        logs = [entry.get("category") for entry in inputs.get("logs") or [] if entry.get("enabled")]
+        return (
+            f"{len(logs)} backup log tables ({inputs.get('logAnalyticsDestinationType')}) -> "
+            f"workspace {last(inputs.get('workspaceId') or 'created here')}"
+        )
+    if kind == "azure-native:dataprotection:ResourceGuard":
+        return f"{inputs.get('resourceGuardsName')} (created next to the vault)"
+    if kind == "azure-native:recoveryservices:ResourceGuardProxy":
+        guard = str(props.get("resourceGuardResourceId") or "created here")
+        sub = guard.split("/")[2] if guard.startswith("/subscriptions/") else "this stack"
+        return f"{inputs.get('resourceGuardProxyName')}: guard {last(guard)} (subscription {sub})"
+    if kind == "azure-native:network:PrivateEndpoint":
+        subnet = str((inputs.get("subnet") or {}).get("id", ""))
+        groups = [g for c in inputs.get("privateLinkServiceConnections") or [] for g in c.get("groupIds") or []]
+        return f"{inputs.get('privateEndpointName')}: {', '.join(groups)} in subnet {last(subnet)}"
+    if kind == "azure-native:network:PrivateDnsZoneGroup":
+        zones = [last(z.get("privateDnsZoneId")) for z in inputs.get("privateDnsZoneConfigs") or []]
+        return f"zones {', '.join(zones)}"
+    return None
+
+
 _ORDER = list(_SHORT_TYPES)
 
 
 def render_plan(plan: Plan) -> str:
-    """Cloud resources only, in dependency order (components are grouping, not deployments)."""
+    """Cloud resources only, in dependency order (components are grouping, not deployments); a
+    stack of several vaults is grouped by vault and policy, after a summary of the fleet."""
     custom = [r for r in plan.resources if r.custom]
     custom.sort(key=lambda r: _ORDER.index(r.type) if r.type in _ORDER else len(_ORDER))
+    if len(plan.of_type(INITIAL_BACKUP_TYPE)) > 1:
+        return render_fleet_plan(custom)
     rows = [(_SHORT_TYPES.get(r.type, r.type), r.name, describe(r)) for r in custom]
     return render_table(("TYPE", "NAME", "KEY SETTINGS"), rows)
+
+
+def _last(arm_id: Any) -> str:
+    return str(arm_id or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+def _group(resource: PlannedResource) -> tuple[str, str]:
+    """(vault name, policy name) a resource belongs to; "" = the vault itself, "~" = after its policies."""
+    inputs = resource.inputs
+    props: Mapping[str, Any] = inputs.get("properties") or {}
+    if resource.type == "azure-native:recoveryservices:Vault":
+        return str(inputs.get("vaultName")), ""
+    if resource.type == "azure-native:recoveryservices:ProtectionPolicy":
+        return str(inputs.get("vaultName")), str(inputs.get("policyName"))
+    if resource.type == "azure-native:recoveryservices:ProtectedItem":
+        return str(inputs.get("vaultName")), _last(props.get("policyId"))
+    if resource.type == VM_PROTECTION_TYPE:
+        return _last(inputs.get("vaultId")), _last(inputs.get("policyId"))
+    if resource.type == VAULT_LOCK_TYPE:
+        return _last(inputs.get("vaultId")), ""
+    return _last(inputs.get("vaultId")), "~"
+
+
+def render_fleet_plan(custom: list[PlannedResource]) -> str:
+    """A summary row per vault and policy (tier, VM count, disk selections), then every resource
+    grouped by vault and policy, in dependency order within each group."""
+    vaults = {
+        str(r.inputs.get("vaultName")): str(r.inputs.get("location"))
+        for r in custom
+        if r.type == "azure-native:recoveryservices:Vault"
+    }
+    tiers = {
+        (str(r.inputs.get("vaultName")), str(r.inputs.get("policyName"))): str(
+            (r.inputs.get("tags") or {}).get("protected-vm-tier") or "-"
+        )
+        for r in custom
+        if r.type == "azure-native:recoveryservices:ProtectionPolicy"
+    }
+    counts: dict[tuple[str, str], list[int]] = {}
+    for r in custom:
+        if r.type == "azure-native:recoveryservices:ProtectedItem":
+            tally = counts.setdefault(_group(r), [0, 0])
+            tally[0] += 1
+            tally[1] += 1 if disk_summary(r.inputs.get("properties") or {}) else 0
+    summary = [
+        (vault, vaults.get(vault, "(existing)"), policy, tiers.get((vault, policy), "-"), str(n), str(selective))
+        for (vault, policy), (n, selective) in sorted(counts.items())
+    ]
+    order = {t: i for i, t in enumerate(_ORDER)}
+    custom = sorted(custom, key=lambda r: (*_group(r), order.get(r.type, len(order))))
+    rows = []
+    for r in custom:
+        vault, policy = _group(r)
+        shown = "" if policy in ("", "~") else policy
+        rows.append((vault, shown, _SHORT_TYPES.get(r.type, r.type), r.name, describe(r)))
+    return "\n\n".join(
+        [
+            render_table(("VAULT", "REGION", "POLICY", "TIER", "VMS", "SELECTIVE DISKS"), summary),
+            render_table(("VAULT", "POLICY", "TYPE", "NAME", "KEY SETTINGS"), rows),
+        ]
+    )

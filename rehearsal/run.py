@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from components.initial_backup import TYPE_TOKEN as INITIAL
-from components.mock_preview import STACKS_DIR, Plan, PlannedResource, evaluate, load_stack_config
+from components.mock_preview import STACKS_DIR, Plan, evaluate, load_stack_config
 from components.validation import ValidationError
 from policies.rules import ITEM_TYPE, POLICY_TYPE, VAULT_TYPE
 from rehearsal.plan_table import render_plan
@@ -101,6 +101,10 @@ class RehearsalOptions:
     timeout_minutes: int | None = None
     rerun: bool = True
     stacks_dir: Path = STACKS_DIR
+    #: Run the restore drill of every VM after the pipeline check (``--no-drill`` skips it).
+    drill: bool = True
+    #: ``VM=CODE``: the VM's restore job fails with Azure error CODE (``hang`` never ends).
+    drill_faults: tuple[JobFault, ...] = ()
 
 
 @dataclass
@@ -197,40 +201,86 @@ def _check_policies(options: RehearsalOptions, plan: Plan, report: RehearsalRepo
 # --- step 3 -------------------------------------------------------------------------------------
 
 
+@dataclass
+class _VaultRun:
+    """One vault's InitialBackup of the plan: its inputs, the vault and its VMs."""
+
+    props: dict[str, Any]
+    vault: Any
+    vms: list[Any]
+    outs: dict[str, Any] = field(default_factory=dict)
+    error: Exception | None = None
+
+
+def _vault_runs(plan: Plan, options: RehearsalOptions) -> list[_VaultRun]:
+    from protectedvm.ids import VaultRef, VmRef
+
+    runs = []
+    for initial in plan.of_type(INITIAL):
+        props: dict[str, Any] = {key: value for key, value in initial.inputs.items() if key != "results"}
+        if options.timeout_minutes is not None:
+            props["settings"] = {**props["settings"], "timeoutMinutes": options.timeout_minutes}
+        vault = VaultRef.from_id(str(props["vaultId"]))
+        runs.append(_VaultRun(props, vault, [VmRef.from_id(str(vm_id)) for vm_id in props["vmIds"]]))
+    if not runs:
+        raise RuntimeError(f"expected an {INITIAL} per vault in the plan, found none")
+    return runs
+
+
+def _create_all(provider: Any, runs: Sequence[_VaultRun], update: bool = False) -> None:
+    """Every vault's create() (or update()) at once, as the engine runs up to 4 dynamic creates
+    concurrently in one `pulumi up` (the provider host's ThreadPoolExecutor(max_workers=4))."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(run: _VaultRun) -> None:
+        try:
+            if update:
+                run.outs = dict(provider.update(f"{run.vault.id}/initialBackup", run.outs, run.props).outs)
+            else:
+                run.outs = dict(provider.create(run.props).outs)
+        except Exception as error:  # reported per vault by the caller
+            run.error = error
+
+    for run in runs:
+        run.error = None
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(one, runs))
+
+
 def _deploy_and_verify(options: RehearsalOptions, plan: Plan, report: RehearsalReport, printer: _Printer) -> None:
     from emulator import Emulator
     from protectedvm.emulated import emulator_clock
-    from protectedvm.ids import VaultRef, VmRef
-    from protectedvm.verifier import InitialBackupError
 
-    initial = _only(plan, INITIAL)
-    props: dict[str, Any] = {key: value for key, value in initial.inputs.items() if key != "results"}
-    if options.timeout_minutes is not None:
-        props["settings"] = {**props["settings"], "timeoutMinutes": options.timeout_minutes}
-    vault = VaultRef.from_id(str(props["vaultId"]))
-    vms = [VmRef.from_id(str(vm_id)) for vm_id in props["vmIds"]]
-    mode = str(props["settings"].get("verify"))
+    runs = _vault_runs(plan, options)
+    vms = [vm for run in runs for vm in run.vms]
+    mode = str(runs[0].props["settings"].get("verify"))
 
     with Emulator(job_duration=options.job_seconds, time_scale=options.speed, page_size=50) as emu:
         printer.line(
             f"emulator at {emu.base_url} (HTTPS, test CA); backup jobs take {options.job_seconds:g} emulated s; "
             f"clock x{options.speed:g}"
         )
-        client = _sdk_client(emu, vault.subscription_id)
-        _seed(emu, plan, vault, vms, printer, client)
+        client = _sdk_client(emu, runs[0].vault.subscription_id)
+        _seed(emu, plan, runs, printer, client)
         _inject(emu, options, printer)
         provider = _provider(client, printer, emulator_clock(emu), _scaled_sleep(options.speed))
         try:
             printer.line()
-            printer.line(f"InitialBackup create() for {len(vms)} VM(s), verify={mode}: what `pulumi up` runs")
-            outs = provider.create(props).outs
-            report.results = dict(outs["results"])
+            where = f" in {len(runs)} vaults at once" if len(runs) > 1 else ""
+            printer.line(f"InitialBackup create() for {len(vms)} VM(s){where}, verify={mode}: what `pulumi up` runs")
+            _create_all(provider, runs)
+            failed = [run for run in runs if run.error is not None]
+            if failed:
+                _report_failures(emu, client, runs, failed, report, printer)
+                return
+            report.results = {key: value for run in runs for key, value in dict(run.outs["results"]).items()}
             report.triggers = _triggers(emu, vms)
-            _summary(client, vault, vms, report.results, printer)
+            for run in runs:
+                _summary(client, run.vault, run.vms, report.results, printer)
             if options.rerun:
                 printer.line()
                 printer.line("re-run: `pulumi up` again with the same stack (update() with the recorded results)")
-                provider.update(f"{vault.id}/initialBackup", outs, props)
+                _create_all(provider, runs, update=True)
                 report.rerun_triggers = _triggers(emu, vms) - report.triggers
                 printer.line(f"new backup triggers on re-run: {report.rerun_triggers}")
             if mode != "completed":
@@ -239,32 +289,68 @@ def _deploy_and_verify(options: RehearsalOptions, plan: Plan, report: RehearsalR
                     f"verify={mode} lets `pulumi up` finish here; the rehearsal waits on the same jobs for the "
                     "recovery points (no new trigger), as the pipeline's verify step would later find them"
                 )
-                watched = {**props, "settings": {**props["settings"], "verify": "completed"}}
-                outs = provider.update(f"{vault.id}/initialBackup", outs, watched).outs
-                report.results = dict(outs["results"])
-                _summary(client, vault, vms, report.results, printer)
-        except InitialBackupError as error:
-            report.results = {key: value.to_output() for key, value in error.results.items()}
-            report.exit_code, report.error = EXIT_FAILED, str(error)
-            report.triggers = _triggers(emu, vms)
-            printer.line()
-            printer.line(str(error))
-            unsettled = {f.vm_id.lower(): (f"Failed: {f.code}", f.job_id) for f in error.failures}
-            unsettled |= {t.vm_id.lower(): (f"timed out ({t.status or 'unknown'})", t.job_id) for t in error.timeouts}
-            _summary(client, vault, vms, report.results, printer, unsettled)
-            printer.line("result: FAILED (`pulumi up` would fail the InitialBackup resource with the message above)")
-            return
+                for run in runs:
+                    run.props = {**run.props, "settings": {**run.props["settings"], "verify": "completed"}}
+                _create_all(provider, runs, update=True)
+                failed = [run for run in runs if run.error is not None]
+                if failed:
+                    _report_failures(emu, client, runs, failed, report, printer)
+                    return
+                report.results = {key: value for run in runs for key, value in dict(run.outs["results"]).items()}
+                for run in runs:
+                    _summary(client, run.vault, run.vms, report.results, printer)
         finally:
             client.close()
         healthy = _pipeline_check(emu, plan, printer)
+        if healthy and options.drill and not _restore_drill(emu, plan, options, printer):
+            report.exit_code, report.error = EXIT_FAILED, "the restore drill failed"
+            printer.line("result: FAILED (the scheduled restore drill would exit 1)")
+            return
     if not healthy:
         report.exit_code, report.error = EXIT_FAILED, "the pipeline check found an unhealthy VM"
         printer.line("result: FAILED (the pipeline's verify step would exit 1)")
         return
     printer.line(
-        f"result: OK: {len(report.results)} VM(s) with a verified recovery point, "
-        f"{report.triggers} backup(s) triggered in all"
+        f"result: OK: {len(report.results)} VM(s) with a verified recovery point"
+        + (f" in {len(runs)} vaults" if len(runs) > 1 else "")
+        + f", {report.triggers} backup(s) triggered in all"
     )
+
+
+def _report_failures(
+    emu: Any,
+    client: Any,
+    runs: Sequence[_VaultRun],
+    failed: Sequence[_VaultRun],
+    report: RehearsalReport,
+    printer: _Printer,
+) -> None:
+    """A vault whose InitialBackup failed fails `pulumi up`; the other vaults' results stand."""
+    from protectedvm.verifier import InitialBackupError
+
+    vms = [vm for run in runs for vm in run.vms]
+    report.results = {}
+    for run in runs:
+        if run.error is None:
+            report.results.update(dict(run.outs.get("results") or {}))
+    unsettled: dict[str, tuple[str, str | None]] = {}
+    messages = []
+    for run in failed:
+        error = run.error
+        if not isinstance(error, InitialBackupError):
+            raise cast(Exception, error)
+        report.results.update({key: value.to_output() for key, value in error.results.items()})
+        unsettled |= {f.vm_id.lower(): (f"Failed: {f.code}", f.job_id) for f in error.failures}
+        unsettled |= {t.vm_id.lower(): (f"timed out ({t.status or 'unknown'})", t.job_id) for t in error.timeouts}
+        messages.append(str(error))
+    report.exit_code, report.error = EXIT_FAILED, "\n".join(messages)
+    report.triggers = _triggers(emu, vms)
+    for message in messages:
+        printer.line()
+        printer.line(message)
+    for run in runs:
+        _summary(client, run.vault, run.vms, report.results, printer, unsettled)
+    printer.line("result: FAILED (`pulumi up` would fail the InitialBackup resource with the message above)")
 
 
 def _pipeline_check(emu: Any, plan: Plan, printer: _Printer) -> bool:
@@ -307,55 +393,118 @@ def _scaled_sleep(speed: float) -> Callable[[float], None]:
     return sleep
 
 
-def _only(plan: Plan, type_token: str) -> PlannedResource:
-    found = plan.of_type(type_token)
-    if len(found) != 1:
-        raise RuntimeError(f"expected one {type_token} in the plan, found {len(found)}")
-    return found[0]
+def _vault_of(inputs: Mapping[str, Any], runs: Sequence[_VaultRun]) -> Any:
+    """The vault a planned vault, policy or item belongs to, by its vault name and resource group."""
+    name, group = str(inputs.get("vaultName", "")).lower(), str(inputs.get("resourceGroupName", "")).lower()
+    for run in runs:
+        if (run.vault.name.lower(), run.vault.resource_group.lower()) == (name, group):
+            return run.vault
+    return runs[0].vault
 
 
-def _seed(emu: Any, plan: Plan, vault: Any, vms: Sequence[Any], printer: _Printer, client: Any) -> None:
+def _seed(emu: Any, plan: Plan, runs: Sequence[_VaultRun], printer: _Printer, client: Any) -> None:
     """PUT what the plan registers, with its own bodies, the way pulumi-azure-native would; a
     vault or policy the stack reuses (not in the plan) is created as if it already existed."""
+    import copy
+
+    from components.vault_lock import VaultLockProvider
     from protectedvm.azure_client import BackupApi
     from protectedvm.emulated import item_path
 
-    vaults = plan.of_type(VAULT_TYPE)
-    if vaults:
-        inputs = vaults[0].inputs
-        emu.create_vault(
+    planned = {id(_vault_of(v.inputs, runs)): v for v in plan.of_type(VAULT_TYPE)}
+    for run in runs:
+        vault = run.vault
+        found = planned.get(id(vault))
+        if found is None:
+            emu.create_vault(vault.subscription_id, vault.resource_group, vault.name)
+            printer.line(f"vault {vault.name}: existing (reused by the stack), emulated with defaults")
+            continue
+        inputs = found.inputs
+        properties = copy.deepcopy(dict(inputs.get("properties") or {}))
+        immutability = (properties.get("securitySettings") or {}).get("immutabilitySettings") or {}
+        wanted = immutability.get("state")
+        if wanted == "Locked":  # a new vault: Azure refuses Locked at creation (VaultLock locks it)
+            immutability["state"] = "Unlocked"
+        identity = dict(inputs.get("identity") or {})
+        if isinstance(identity.get("userAssignedIdentities"), list):  # azure-native's list; ARM's map
+            identity["userAssignedIdentities"] = {i: {} for i in identity["userAssignedIdentities"]}
+        created = emu.create_vault(
             vault.subscription_id,
             vault.resource_group,
             vault.name,
             location=inputs.get("location") or "westeurope",
             sku=dict(inputs.get("sku") or {"name": "RS0", "tier": "Standard"}),
-            properties=dict(inputs.get("properties") or {}),
+            properties=properties,
+            **({"identity": identity} if identity else {}),
         )
         printer.line(f"vault {vault.name}: created from the plan")
-    else:
-        emu.create_vault(vault.subscription_id, vault.resource_group, vault.name)
-        printer.line(f"vault {vault.name}: existing (reused by the stack), emulated with defaults")
+        _print_vault_operations(created, vault.name, printer)
+        if wanted == "Locked":
+            soft = ((properties.get("securitySettings") or {}).get("softDeleteSettings") or {}).get("softDeleteState")
+            done = VaultLockProvider.apply(BackupApi(client, vault), "Locked", str(soft or ""))
+            printer.line(f"vault {vault.name}: created Unlocked, then locked by VaultLock ({done})")
     for policy in plan.of_type(POLICY_TYPE):
+        vault = _vault_of(policy.inputs, runs)
         name = str(policy.inputs.get("policyName"))
         _put(emu, f"{vault.id}/backupPolicies/{name}", {"properties": dict(policy.inputs.get("properties") or {})})
         printer.line(f"policy {name}: created from the plan")
     items = plan.of_type(ITEM_TYPE)
-    for policy_id in dict.fromkeys(str((i.inputs.get("properties") or {}).get("policyId", "")) for i in items):
+    linked: dict[tuple[str, str], Any] = {}
+    for item in items:
+        vault = _vault_of(item.inputs, runs)
+        linked.setdefault((vault.id, str((item.inputs.get("properties") or {}).get("policyId", ""))), vault)
+    for (_, policy_id), vault in linked.items():
         _ensure_policy(emu, vault, policy_id, printer)
     for item in items:
-        properties = dict(item.inputs.get("properties") or {})
+        properties = _integers(dict(item.inputs.get("properties") or {}))
         emu.add_vm(str(properties["sourceResourceId"]))
         path = item_path(
-            vault,
+            _vault_of(item.inputs, runs),
             str(item.inputs["containerName"]),
             str(item.inputs["protectedItemName"]),
             str(item.inputs.get("fabricName") or "Azure"),
         )
         _put(emu, path, {"properties": properties})
-    api = BackupApi(client, vault)
-    for vm in vms:
-        state = api.protected_item(vm).protection_state
-        printer.line(f"protection of {vm.name}: {state} (Azure shows 'Warning (initial backup pending)')")
+    for run in runs:
+        api = BackupApi(client, run.vault)
+        if len(runs) == 1:
+            for vm in run.vms:
+                state = api.protected_item(vm).protection_state
+                printer.line(f"protection of {vm.name}: {state} (Azure shows 'Warning (initial backup pending)')")
+            continue
+        states: dict[str, int] = {}
+        for vm in run.vms:
+            state = str(api.protected_item(vm).protection_state)
+            states[state] = states.get(state, 0) + 1
+        shown = ", ".join(f"{count} {state}" for state, count in states.items())
+        printer.line(f"protection in {run.vault.name}: {shown} (Azure shows 'Warning (initial backup pending)')")
+
+
+def _integers(value: Any) -> Any:
+    """The engine carries every number as a float (LUN ``3.0``); azure-native sends the schema's
+    integers as integers, so the emulator receives what Azure would."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {key: _integers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integers(item) for item in value]
+    return value
+
+
+def _print_vault_operations(created: Mapping[str, Any], name: str, printer: _Printer) -> None:
+    """The alert switches and encryption as the emulator accepted them (it validates both)."""
+    props = created.get("properties") or {}
+    monitoring = props.get("monitoringSettings") or {}
+    if monitoring:
+        job = (monitoring.get("azureMonitorAlertSettings") or {}).get("alertsForAllJobFailures")
+        classic = (monitoring.get("classicAlertSettings") or {}).get("alertsForCriticalOperations")
+        printer.line(f"vault {name}: monitoringSettings accepted: job failure alerts {job}, classic alerts {classic}")
+    encryption = props.get("encryption") or {}
+    if encryption:
+        key = (encryption.get("keyVaultProperties") or {}).get("keyUri")
+        infra = encryption.get("infrastructureEncryption")
+        printer.line(f"vault {name}: encryption accepted: key {key}, infrastructure encryption {infra}")
 
 
 def _ensure_policy(emu: Any, vault: Any, policy_id: str, printer: _Printer) -> None:
@@ -432,3 +581,56 @@ def _summary(
             ("VM", "STATUS", "JOB", "RECOVERY POINT", "DURATION", "JOB ORIGIN", "ITEM STATE/LAST BACKUP"), rows
         )
     )
+
+
+# --- the restore drill (issue 18) ---------------------------------------------------------------
+
+
+def _restore_drill(emu: Any, plan: Plan, options: RehearsalOptions, printer: _Printer) -> bool:
+    """``python -m protectedvm drill`` of every VM of the stack against the emulator: restore, verify
+    the disks, delete them; True if every VM was restored and nothing the drill created is left."""
+    from protectedvm.azure_client import BackupApi, ComputeApi
+    from protectedvm.drill import RestoreDrill, Staging, render_table
+    from protectedvm.emulated import emulator_clock
+    from protectedvm.health import load_protected_vms
+
+    entries = load_protected_vms(plan.outputs)
+    subscription = entries[0].vault.subscription_id
+    group = f"rg-pvm-drill-{options.stack}"
+    staging = Staging.parse(
+        group,
+        f"/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Storage/storageAccounts/"
+        f"stpvmdrill{options.stack}",
+    )
+    printer.line()
+    printer.line(
+        f"restore drill: `python -m protectedvm drill --stack-outputs - --staging-resource-group {group} "
+        f"--staging-storage-account ... --sample {len(entries)}` (the weekly scheduled job drills a rotating sample)"
+    )
+    for fault in options.drill_faults:
+        if fault.outcome == "hang":
+            emu.faults.hang_next_restore(fault.vm)
+        else:
+            emu.faults.fail_next_restore(fault.vm, fault.outcome)
+        printer.line(f"fault injected: next restore job of {fault.vm} -> {fault.outcome}")
+    client = _sdk_client(emu, subscription)
+    try:
+        drill = RestoreDrill(
+            lambda vault: BackupApi(client, vault),
+            ComputeApi(client),
+            staging,
+            poll_seconds=30,
+            timeout_minutes=max(10.0, 4 * options.job_seconds / 60),
+            clock=emulator_clock(emu),
+            sleep=_scaled_sleep(options.speed),
+            log=lambda message: printer.progress(0, message),
+        )
+        report = drill.run(entries)
+    finally:
+        client.close()
+    printer.line()
+    printer.line(render_table(report))
+    emu.state.settle()
+    left = [disk.name for disk in emu.state.compute.disks(subscription, group)]
+    printer.line(f"disks left in {group} after the drill: {len(left)}" + (f" ({', '.join(left)})" if left else ""))
+    return report.ok and not left

@@ -78,3 +78,34 @@ def test_program_eval_smoke_prints_the_ratio_table_and_the_lazy_import_lines() -
     assert lines[3].startswith("import components.program: ")
     assert lines[4].startswith("pulumi_azure_native submodules executed after import: ")
     assert lines[5].startswith("... after evaluating the dev stack: ")
+
+
+def test_drill_scale_smoke_drills_every_vm_with_one_job_list_per_poll_and_leaves_nothing(tmp_path: Path) -> None:
+    report = tmp_path / "drill_scale.json"
+    done = run_bench("bench/drill_scale.py", "--smoke", "--json", str(report))
+
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for header in ("wall/(D+P)", "VMs ok", "disks restored", "restore POST", "disk DELETE", "per-VM total", "polls"):
+        assert header in out
+    assert out.strip().splitlines()[-1].startswith("targets ")
+    document = json.loads(report.read_text())
+    runs = {r["n"]: r for r in document["runs"]}
+    assert sorted(runs) == [1, 5]
+    for n, run in runs.items():
+        assert (run["ok"], run["restored"], run["deleted"], run["left_in_staging"]) == (n, 2 * n, 2 * n, 0)
+        # Per VM: RP list, VM GET, restore POST, op status; per disk: tag, GET (tag check), DELETE.
+        assert run["per_vm"] == {
+            "recoveryPoints.list": 1.0,
+            "compute.vm.get": 1.0,
+            "restore.trigger": 1.0,
+            "backupOperations.get": 1.0,
+            "job.get": 0.0,
+            "compute.disk.patch": 2.0,
+            "compute.disk.get": 2.0,
+            "compute.disk.delete": 2.0,
+        }
+        # One Restore job list per poll for the vault, whatever N; disk lists: leftovers, before,
+        # after the jobs completed, last look at cleanup.
+        assert run["lists"]["jobs.list"] == run["polls"]
+        assert run["lists"]["compute.disks.list"] == 4

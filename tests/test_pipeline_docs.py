@@ -12,6 +12,7 @@ scripts are valid bash; the markdown's links and JSON resolve.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import re
@@ -32,7 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 GITHUB = DOCS / "github-actions.yml"
 AZURE_PIPELINES = DOCS / "azure-pipelines.yml"
-STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+#: Stack files that are examples, not environments the pipelines promote (the fleet topology).
+EXAMPLE_STACKS = {"fleet"}
+STACKS = sorted(
+    name
+    for p in (ROOT / "stacks").glob("Pulumi.*.yaml")
+    if (name := p.name.removeprefix("Pulumi.").removesuffix(".yaml")) not in EXAMPLE_STACKS
+)
 #: The promotion order both pipelines must follow.
 PROMOTION = ("dev", "staging", "prod")
 
@@ -412,3 +419,87 @@ def test_markdown_links_and_json_resolve(name: str) -> None:
     for block in re.findall(r"```json\n(.*?)```", text, re.S):
         role = json.loads(block)
         assert role["Actions"] and all(isinstance(action, str) and "/" in action for action in role["Actions"])
+
+
+# --- the weekly restore drill (issue 18) ----------------------------------------------------------
+
+CRON_WEEKLY = re.compile(r"^\d+ \d+ \* \* [0-6]$")
+
+
+def check_drill_line(script: str, stack: str) -> argparse.Namespace:
+    """``pulumi stack output --json --stack <stack> | venv/bin/python -m protectedvm drill ...``,
+    accepted by the real CLI parser, reading the outputs from stdin; returns the parsed options."""
+    lines = [line for line in command_lines(script, "pulumi stack output") if "protectedvm drill" in line]
+    assert len(lines) == 1, f"no single drill pipe in:\n{script}"
+    producer, consumer = (shlex.split(GH_EXPR.sub("x", part)) for part in lines[0].split("|"))
+    assert producer[:3] == ["pulumi", "stack", "output"] and "--json" in producer
+    assert option(producer, "--stack") == stack
+    assert consumer[:3] == ["venv/bin/python", "-m", "protectedvm"], consumer
+    args = verify_parser().parse_args(consumer[3:])
+    assert args.command == "drill" and args.stack_outputs == "-"
+    assert args.staging_resource_group and args.staging_storage_account
+    assert args.max_rp_age_hours is not None, "a drill of a stale recovery point should fail"
+    return args
+
+
+def test_github_drills_every_stack_weekly_with_its_own_identity(workflow: dict[str, Any]) -> None:
+    [schedule] = gh_triggers(workflow)["schedule"]
+    assert CRON_WEEKLY.match(schedule["cron"]), schedule
+    drills = {}
+    for job_id, job in gh_jobs(workflow):
+        scripts = [script_of(step) for step in job.get("steps", [])]
+        if not any("protectedvm drill" in script for script in scripts):
+            continue
+        stack = job["environment"].removeprefix("drill-")
+        drills[stack] = job
+        assert "schedule" in job["if"] and "push" not in job["if"], f"{job_id} must run on the schedule only"
+        assert not any(command_lines(script, "pulumi up") for script in scripts)
+        args = check_drill_line(next(s for s in scripts if "protectedvm drill" in s), stack)
+        assert int(job["timeout-minutes"]) > args.timeout_minutes, "the drill must time out (and clean up) first"
+        login = next(step for step in job["steps"] if str(step.get("uses", "")).startswith("azure/login@"))
+        assert login["with"]["client-id"] == "${{ vars.AZURE_DRILL_CLIENT_ID }}"
+        assert job["env"]["AZURE_CLIENT_ID"] == "${{ vars.AZURE_DRILL_CLIENT_ID }}"
+        assert job["concurrency"]["cancel-in-progress"] is False
+    assert sorted(drills) == STACKS
+    # Deploys never run on the schedule, and never with the drill identity.
+    for job_id, job, _ in gh_deploys(workflow).values():
+        assert "github.event_name == 'push'" in job["if"], job_id
+        assert "DRILL" not in json.dumps(job), job_id
+
+
+def test_azure_drills_every_stack_weekly_with_its_own_service_connection(pipeline: dict[str, Any]) -> None:
+    [schedule] = pipeline["schedules"]
+    assert CRON_WEEKLY.match(schedule["cron"]) and schedule["always"] is True
+    assert schedule["branches"]["include"] == ["main"]
+    deploy_connections = {}
+    for stack, (stage, _, steps) in ado_deploys(pipeline).items():
+        condition = " ".join(str(stage["condition"]).split())
+        assert "ne(variables['Build.Reason'], 'Schedule')" in condition, f"{stage['stage']} would deploy weekly"
+        deploy_connections[stack] = {s["inputs"]["azureSubscription"] for s in steps if s.get("task") == "AzureCLI@2"}
+    drills = {}
+    for stage in ado_stages(pipeline):
+        for job, steps in ado_jobs(stage):
+            drill_steps = [s for s in steps if "protectedvm drill" in script_of(s)]
+            if not drill_steps:
+                continue
+            stack = stage["stage"].removeprefix("Drill_")
+            drills[stack] = stage
+            assert "eq(variables['Build.Reason'], 'Schedule')" in " ".join(str(stage["condition"]).split())
+            assert stage["dependsOn"] == [], "a drill does not wait for (or depend on) a deploy"
+            [step] = drill_steps
+            args = check_drill_line(script_of(step), stack)
+            assert args.staging_resource_group == f"rg-pvm-drill-{stack}"
+            assert int(job["timeoutInMinutes"]) > args.timeout_minutes
+            connection = step["inputs"]["azureSubscription"]
+            assert connection == f"sc-protected-vm-drill-{stack}" and connection not in deploy_connections[stack]
+            assert step["env"]["PULUMI_ACCESS_TOKEN"] == "$(PULUMI_ACCESS_TOKEN)"
+    assert sorted(drills) == STACKS
+
+
+def test_rbac_documents_the_drill_identity_apart_from_the_deployer() -> None:
+    text = (DOCS / "rbac.md").read_text(encoding="utf-8")
+    section = text[text.index("## Restore drill identity") : text.index("## Credentials, not roles")]
+    for role in ("Backup Operator", "Virtual Machine Contributor", "Storage Account Contributor", "Contributor"):
+        assert role in section
+    assert "never the deployer's" in section
+    assert "protectedvm-drill" in section

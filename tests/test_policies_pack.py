@@ -39,8 +39,10 @@ from policies.stack_policies import COVERAGE_POLICY, coverage_policy
 from policies.thresholds import (
     CoverageRequirements,
     InitialBackupRequirements,
+    OperationsRequirements,
     RetentionRequirements,
     ScheduleRequirements,
+    TierRequirements,
     VaultRequirements,
 )
 
@@ -56,6 +58,8 @@ PARSERS: dict[str, Any] = {
     "vault-security": VaultRequirements.from_config,
     "initial-backup-retention": InitialBackupRequirements.from_config,
     "vm-backup-coverage": CoverageRequirements.from_config,
+    "vault-operations": OperationsRequirements.from_config,
+    "backup-tiers": TierRequirements.from_config,
 }
 
 
@@ -198,7 +202,9 @@ def test_pack_has_uniquely_named_policies_each_with_a_config_schema() -> None:
         "backup-schedule",
         "vault-security",
         "initial-backup-retention",
+        "backup-tiers",
         "vm-backup-coverage",
+        "vault-operations",
     ]
     assert all(p.config_schema is not None for p in definition.policies)
 
@@ -273,11 +279,16 @@ def test_prod_with_seven_day_daily_retention_is_blocked_on_the_policy_and_every_
         PROD_DAILY_MESSAGE,
     )
     coverage = [v for v in violations if v.policy == COVERAGE_POLICY]
-    assert [v.resource_name for v in coverage] == ["vm-web-prod-01-item", "vm-web-prod-02-item", "vm-api-prod-01-item"]
+    assert sorted(v.resource_name for v in coverage) == [
+        "rg-app-prod-vm-api-prod-01-item",
+        "rg-app-prod-vm-web-prod-01-item",
+        "rg-app-prod-vm-web-prod-02-item",
+    ]
     assert all(v.mandatory for v in violations)
     assert coverage[0].message == (
-        "ProtectedItem 'vm-web-prod-01-item' protects VM /subscriptions/00000000-0000-0000-0000-0000000000a1/"
-        "resourceGroups/rg-app-prod/providers/Microsoft.Compute/virtualMachines/vm-web-prod-01 (requiredVmIds) "
+        "ProtectedItem 'rg-app-prod-vm-web-prod-01-item' protects VM "
+        "/subscriptions/00000000-0000-0000-0000-0000000000a1/resourceGroups/rg-app-prod/"
+        "providers/Microsoft.Compute/virtualMachines/vm-web-prod-01 (requiredVmIds) "
         "with ProtectionPolicy 'backup-policy', which fails: "
         "properties.retentionPolicy.dailySchedule.retentionDuration.count = 7 days "
         "is below this environment's minimum of 30 days"
@@ -293,13 +304,15 @@ def test_dev_stack_file_fails_prods_policies_on_every_prod_requirement() -> None
         by_policy[violation.policy] = by_policy.get(violation.policy, 0) + 1
     # prod's three required VMs are missing; dev's policy lacks three tiers, keeps 7 < 30 dailies,
     # runs daily (RPO 24 > 4) with 2 < 7 instant-restore days; dev's vault fails four vault rules;
-    # dev's initial backup keeps its point 7 < 30 days and only checks that the job started.
+    # dev's initial backup keeps its point 7 < 30 days and only checks that the job started;
+    # dev's vault has no delete lock, alert routing, backup reports or Resource Guard (issue 17).
     assert by_policy == {
         "backup-retention": 4,
         "backup-schedule": 2,
         "vault-security": 4,
         "initial-backup-retention": 2,
         "vm-backup-coverage": 3,
+        "vault-operations": 4,
     }
     initial = [v.message for v in violations if v.policy == "initial-backup-retention"]
     assert initial == [
@@ -386,6 +399,8 @@ def test_main_imports_from_the_pack_directory_and_builds_the_pack_with_the_stack
             "backup-schedule",
             "vault-security",
             "initial-backup-retention",
+            "backup-tiers",
             "vm-backup-coverage",
+            "vault-operations",
         ],
     }

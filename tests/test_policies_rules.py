@@ -104,6 +104,10 @@ SECURE_VAULT: dict[str, Any] = {
             "softDeleteSettings": {"softDeleteState": "AlwaysON", "softDeleteRetentionPeriodInDays": 30.0},
         },
         "redundancySettings": {"standardTierStorageRedundancy": "GeoRedundant", "crossRegionRestore": "Enabled"},
+        "monitoringSettings": {
+            "azureMonitorAlertSettings": {"alertsForAllJobFailures": "Enabled"},
+            "classicAlertSettings": {"alertsForCriticalOperations": "Disabled"},
+        },
     },
 }
 INITIAL_BACKUP: dict[str, Any] = {

@@ -4,6 +4,7 @@ InitialBackup provider against the embedded HTTPS emulator through the real SDK.
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_prod_rehearsal_completes_every_vm_with_a_recovery_point_and_triggers_ea
     assert [r["durationSeconds"] for r in results] == [90.0, 90.0, 90.0]
     assert (report.triggers, report.rerun_triggers) == (3, 0)
     assert "verify=completed" in out and "3 of 3 completed, 0 failed, 0 in progress" in out
-    assert "InitialBackup (post-deploy)        initial-backup       3 VM(s): verify completed, retain 30d" in out
+    assert re.search(r"InitialBackup \(post-deploy\) +initial-backup +3 VM\(s\): verify completed, retain 30d", out)
 
 
 def test_failed_and_hung_backups_fail_the_rehearsal_naming_vm_job_and_azure_code() -> None:
@@ -156,7 +157,7 @@ def test_invalid_stack_config_exits_2_listing_each_problem_before_planning(tmp_p
 def test_unknown_stack_exits_2_naming_the_known_stacks() -> None:
     report, out = run(RehearsalOptions(stack="qa"))
     assert report.exit_code == 2
-    assert "known stacks are dev, prod, staging" in out
+    assert "known stacks are dev, fleet, prod, staging" in out
 
 
 def test_realistic_flag_runs_in_real_time_with_ten_minute_jobs() -> None:

@@ -37,7 +37,7 @@ def test_vault_put_stores_properties_and_get_returns_them_arm_shaped(emu: Emulat
         sku={"name": "Standard"},
         redundancySettings={"standardTierStorageRedundancy": "ZoneRedundant", "crossRegionRestore": "Disabled"},
         securitySettings={
-            "immutabilitySettings": {"state": "Locked"},
+            "immutabilitySettings": {"state": "Unlocked"},
             "softDeleteSettings": {"softDeleteState": "AlwaysON"},
         },
         publicNetworkAccess="Disabled",
@@ -51,7 +51,7 @@ def test_vault_put_stores_properties_and_get_returns_them_arm_shaped(emu: Emulat
     assert body["properties"]["provisioningState"] == "Succeeded"
     assert body["properties"]["publicNetworkAccess"] == "Disabled"
     assert body["properties"]["redundancySettings"]["standardTierStorageRedundancy"] == "ZoneRedundant"
-    assert body["properties"]["securitySettings"]["immutabilitySettings"]["state"] == "Locked"
+    assert body["properties"]["securitySettings"]["immutabilitySettings"]["state"] == "Unlocked"
     assert emu.counts["vault.put"] == 1 and emu.counts["vault.get"] == 1
 
 
@@ -211,11 +211,13 @@ def test_operation_results_for_a_finished_trigger_is_204(env: Env) -> None:
     assert result == 204
 
 
-def test_item_delete_removes_the_item(env: Env) -> None:
+def test_item_delete_soft_deletes_the_item_under_the_default_soft_delete(env: Env) -> None:
+    """Soft delete is Enabled by default, so a DELETE keeps the item scheduled for deletion
+    (tests/test_day_two_emulator.py covers the states); it is not gone at once."""
     env.protect("web01")
     env.client.protected_items.delete(VAULT, VAULT_RG, "Azure", container_for("web01"), item_for("web01"))
-    with pytest.raises(ResourceNotFoundError):
-        env.client.protected_items.get(VAULT, VAULT_RG, "Azure", container_for("web01"), item_for("web01"))
+    item = env.client.protected_items.get(VAULT, VAULT_RG, "Azure", container_for("web01"), item_for("web01"))
+    assert item.properties.is_scheduled_for_deferred_delete is True
     assert env.emu.counts["item.delete"] == 1
 
 

@@ -96,9 +96,7 @@ def raw_program(config: dict[str, str], with_initial_backup: bool = False) -> Ca
         if with_initial_backup:
             InitialBackup(
                 "initial-backup",
-                vault_id=vault.id,
-                vm_ids=ids,
-                settings=settings.initial_backup,
+                {"vault_id": vault.id, "vm_ids": ids, "settings": settings.initial_backup},
                 opts=pulumi.ResourceOptions(depends_on=items),
             )
 

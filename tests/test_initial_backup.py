@@ -276,7 +276,8 @@ def test_initial_backup_under_mocks_registers_one_dynamic_resource_with_its_inpu
     settings = InitialBackupSettings(verify="started", retain_days=7, timeout_minutes=60, poll_seconds=15)
 
     def program() -> None:
-        ib = InitialBackup("initial-backup", vault_id=pulumi.Output.from_input(VAULT.id), vm_ids=IDS, settings=settings)
+        vault_id = pulumi.Output.from_input(VAULT.id)
+        ib = InitialBackup("initial-backup", {"vault_id": vault_id, "vm_ids": IDS, "settings": settings})
         pulumi.export("initialBackups", ib.results)
         pulumi.export("ibVault", ib.vault_id)
         pulumi.export("ibVms", ib.vm_ids)
@@ -308,17 +309,13 @@ def test_initial_backup_wired_after_protected_vms_of_a_shared_vault_under_mocks(
     def program() -> None:
         vault = BackupVault(
             "backup",
-            vault=VaultSettings(name="rsv-test", resource_group="rg-backup", location="westeurope"),
-            policy=PolicySettings(name="daily"),
+            {
+                "vault": VaultSettings(name="rsv-test", resource_group="rg-backup", location="westeurope"),
+                "policy": PolicySettings(name="daily"),
+            },
         )
         vms = [ProtectedVM(f"vm{i}", {"vm_id": vm_id, "backup_vault": vault}) for i, vm_id in enumerate(IDS)]
-        InitialBackup(
-            "initial-backup",
-            vault_id=vault.vault_id,
-            vm_ids=[vm.target.vm_id for vm in vms],
-            settings=InitialBackupSettings(),
-            opts=pulumi.ResourceOptions(depends_on=[vm.protected_item for vm in vms]),
-        )
+        vault.verify_initial_backups("initial-backup", vms)
 
     plan = evaluate(program, {})
 

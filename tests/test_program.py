@@ -215,7 +215,7 @@ def test_protected_vm_without_a_vault_is_rejected_before_registration() -> None:
 def test_protected_vm_rejects_a_malformed_vm_id() -> None:
     def program() -> None:
         backup = BackupVault(
-            "b", vault=VaultSettings(name="rsv-b", resource_group="rg"), policy=PolicySettings(name="p")
+            "b", {"vault": VaultSettings(name="rsv-b", resource_group="rg"), "policy": PolicySettings(name="p")}
         )
         ProtectedVM("bad", {"vm_id": "vm-without-id", "backup_vault": backup})
 

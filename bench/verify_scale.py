@@ -63,8 +63,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from components.config import InitialBackupSettings  # noqa: E402
-from emulator import Emulator  # noqa: E402
+from emulator import Emulator, StaticTokenCredential  # noqa: E402
 from emulator.routes import Match, Request, Response  # noqa: E402
+from emulator.seeding import protect, vm_ids  # noqa: E402
 from protectedvm.azure_client import (  # noqa: E402
     CA_BUNDLE_ENV,
     ENDPOINT_ENV,
@@ -74,7 +75,6 @@ from protectedvm.azure_client import (  # noqa: E402
     RecoveryPointInfo,
     make_sdk_client,
 )
-from protectedvm.emulated import protect, vm_ids  # noqa: E402
 from protectedvm.ids import VaultRef, VmRef  # noqa: E402
 from protectedvm.verifier import COMPLETED, InitialBackupVerifier, utc_now  # noqa: E402
 from rehearsal.table import render_table  # noqa: E402
@@ -234,7 +234,7 @@ def run_client(spec: ClientSpec) -> ClientOutcome:
     os.environ[ENDPOINT_ENV] = spec.base_url
     os.environ[CA_BUNDLE_ENV] = spec.ca_path
     vms = [VmRef.from_id(vm_id) for vm_id in spec.vm_ids]
-    api = BackupApi(make_sdk_client(SUB), VAULT)
+    api = BackupApi(make_sdk_client(SUB, StaticTokenCredential()), VAULT)
     counting = CountingApi(api)
     settings = InitialBackupSettings(
         verify="completed",

@@ -12,9 +12,9 @@ from typing import Any
 
 from components.config import InitialBackupSettings
 from components.initial_backup import InitialBackup
-from components.mock_preview import evaluate
 from components.vault_lock import VaultLock
 from components.vm_protection import VmProtection
+from testing.mock_preview import evaluate
 
 VAULT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v"
 

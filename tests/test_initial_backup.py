@@ -16,14 +16,14 @@ from pulumi.runtime import rpc
 from components.backup_vault import BackupVault
 from components.config import InitialBackupSettings, PolicySettings, VaultSettings
 from components.initial_backup import TYPE_TOKEN, InitialBackup, InitialBackupProvider
-from components.mock_preview import evaluate
 from components.protected_vm import ProtectedVM
 from emulator import Emulator, ManualClock
+from emulator.seeding import emulator_clock, manual_sleep, protect, vm_ids
 from policies.rules import initial_backup_settings
 from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi, RetrySettings, make_sdk_client
-from protectedvm.emulated import emulator_clock, manual_sleep, protect, vm_ids
 from protectedvm.ids import VaultRef
 from protectedvm.verifier import InitialBackupError
+from testing.mock_preview import evaluate
 
 SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = VaultRef(SUB, "rg-backup", "rsv-test")

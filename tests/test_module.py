@@ -18,8 +18,8 @@ from pulumi.output import Unknown
 from components.backup_vault import BackupVault
 from components.config import InitialBackupSettings, PolicySettings, VaultSettings
 from components.initial_backup import TYPE_TOKEN, InitialBackupProvider
-from components.mock_preview import evaluate
 from components.protected_vm import ProtectedVM
+from testing.mock_preview import evaluate
 from tests.provider_host import ProviderHost
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,3 +217,73 @@ def test_readme_shared_vault_program_outside_the_repository_gets_one_proof_for_i
     proofs = [r for r in registered if r["type"] == TYPE_TOKEN]
     assert [(p["name"], len(p["inputs"]["vmIds"])) for p in proofs] == [("initial-backup", 2)]
     assert [r["type"] for r in registered].count(ITEM) == 2
+
+
+#: What the deploying packages may import from this repository: each other, nothing else.
+SHIPPED = ("components", "protectedvm")
+TEST_TOOLING = ("emulator", "testing", "tests", "rehearsal", "bench", "policies")
+
+
+def imported_modules(path: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_deploying_packages_import_no_test_tooling() -> None:
+    offenders = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for package in SHIPPED
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in imported_modules(path)
+        if name.split(".")[0] in TEST_TOOLING
+    }
+    assert offenders == set()
+    # The walk sees imports inside functions too: the one the emulator switch used to make.
+    assert "emulator" in imported_modules(ROOT / "testing" / "emulator_run.py")
+
+
+@pytest.mark.parametrize(
+    ("environ", "endpoint", "authority"),
+    [
+        ({}, "https://management.azure.com", "login.microsoftonline.com"),
+        ({"ARM_ENVIRONMENT": "usgovernment"}, "https://management.usgovcloudapi.net", "login.microsoftonline.us"),
+        ({"AZURE_ENVIRONMENT": "AzureChinaCloud"}, "https://management.chinacloudapi.cn", "login.chinacloudapi.cn"),
+        ({"ARM_ENVIRONMENT": "public", "AZURE_ENVIRONMENT": "china"}, "https://management.azure.com", None),
+    ],
+)
+def test_the_azure_side_follows_azure_natives_cloud_setting(
+    environ: dict[str, str], endpoint: str, authority: str | None
+) -> None:
+    from protectedvm.azure_client import arm_cloud
+
+    cloud = arm_cloud(environ)
+    assert (cloud.arm_endpoint, cloud.scope) == (endpoint, f"{endpoint}/.default")
+    if authority is not None:
+        assert cloud.authority_host == authority
+
+
+def test_an_unknown_cloud_name_is_refused_instead_of_verifying_in_the_public_cloud() -> None:
+    from protectedvm.azure_client import arm_cloud
+
+    with pytest.raises(ValueError) as error:
+        arm_cloud({"ARM_ENVIRONMENT": "germany"})
+    assert str(error.value) == (
+        "ARM_ENVIRONMENT = 'germany' is not an Azure cloud azure-native knows: use public, usgovernment or china"
+    )
+
+
+def test_sdk_client_asks_the_configured_clouds_arm_with_its_token_scope(monkeypatch: pytest.MonkeyPatch) -> None:
+    from protectedvm.azure_client import ENDPOINT_ENV, make_sdk_client
+
+    monkeypatch.delenv(ENDPOINT_ENV, raising=False)
+    monkeypatch.setenv("ARM_ENVIRONMENT", "usgovernment")
+    client = make_sdk_client("00000000-0000-0000-0000-000000000000")
+    assert client._config.base_url == "https://management.usgovcloudapi.net"
+    assert client._config.credential_scopes == ["https://management.usgovcloudapi.net/.default"]

@@ -10,10 +10,10 @@ import pytest
 
 from components.backup_vault import BackupVault
 from components.config import PolicySettings, VaultSettings, parse_stack_settings
-from components.mock_preview import Plan, RecordingMocks, evaluate, evaluate_stack, load_stack_config
 from components.program import deploy, resource_name
 from components.protected_vm import ProtectedVM
 from components.validation import ValidationError
+from testing.mock_preview import Plan, RecordingMocks, evaluate, evaluate_stack, load_stack_config
 
 VAULT = "azure-native:recoveryservices:Vault"
 POLICY = "azure-native:recoveryservices:ProtectionPolicy"

@@ -131,7 +131,8 @@ class ProtectedVMArgs(TypedDict):
     initial_backup: NotRequired[InitialBackupSettings]
     """How the component's own vault proves the first backup (``<name>-initial-backup``, after
     the item). Absent: ``InitialBackupSettings()`` (trigger, wait for the completed job, at most
-    120 minutes). Ignored with ``backup_vault``: the shared vault proves all its VMs at once."""
+    120 minutes). Refused with ``backup_vault``: the shared vault proves all its VMs at once
+    (``verify_initial_backups`` takes the settings)."""
 
 
 class ProtectedVM(pulumi.ComponentResource):
@@ -165,6 +166,11 @@ class ProtectedVM(pulumi.ComponentResource):
         if backup_vault is None and ("vault" not in args or "policy" not in args):
             raise ValueError(
                 f"ProtectedVM {name!r}: pass backup_vault (a shared BackupVault) or both vault and policy settings"
+            )
+        if backup_vault is not None and "initial_backup" in args:
+            raise ValueError(
+                f"ProtectedVM {name!r}: initial_backup is for a ProtectedVM with its own vault; with backup_vault, "
+                "pass the settings to backup_vault.verify_initial_backups (one proof per shared vault)"
             )
         super().__init__("protected-vm:index:ProtectedVM", name, None, opts)
         if backup_vault is None:

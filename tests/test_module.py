@@ -19,7 +19,7 @@ from components.backup_vault import BackupVault
 from components.config import InitialBackupSettings, PolicySettings, VaultSettings
 from components.initial_backup import TYPE_TOKEN, InitialBackupProvider
 from components.protected_vm import ProtectedVM
-from testing.mock_preview import evaluate
+from testing.mock_preview import RecordingMocks, evaluate
 from tests.provider_host import ProviderHost
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -287,3 +287,20 @@ def test_sdk_client_asks_the_configured_clouds_arm_with_its_token_scope(monkeypa
     client = make_sdk_client("00000000-0000-0000-0000-000000000000")
     assert client._config.base_url == "https://management.usgovcloudapi.net"
     assert client._config.credential_scopes == ["https://management.usgovcloudapi.net/.default"]
+
+
+def test_initial_backup_settings_with_a_shared_vault_are_refused_before_registration() -> None:
+    mocks = RecordingMocks()
+
+    def program() -> None:
+        vault = BackupVault("b", {"vault": VaultSettings(name="rsv-b", resource_group="rg")})
+        settings = InitialBackupSettings()
+        ProtectedVM("web-01", {"vm_id": vm_id("web-01"), "backup_vault": vault, "initial_backup": settings})
+
+    with pytest.raises(ValueError) as error:
+        evaluate(program, {}, mocks=mocks)
+    assert str(error.value) == (
+        "ProtectedVM 'web-01': initial_backup is for a ProtectedVM with its own vault; with backup_vault, "
+        "pass the settings to backup_vault.verify_initial_backups (one proof per shared vault)"
+    )
+    assert [r.type for r in mocks.resources if "ProtectedVM" in r.type or r.type == ITEM] == []

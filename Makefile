@@ -21,7 +21,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	venv/bin/ruff check .
-	venv/bin/mypy components protectedvm emulator policies rehearsal bench
+	venv/bin/mypy components protectedvm emulator policies rehearsal bench testing
 
 bench: $(STAMP)
 	$(PY) bench/verify_scale.py --smoke

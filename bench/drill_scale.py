@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.verify_scale import add_latency, parse_sizes  # noqa: E402
 from emulator import Emulator  # noqa: E402
+from emulator.seeding import emulator_clock, protect, vm_ids, with_recovery_points  # noqa: E402
 from protectedvm.azure_client import BackupApi, ComputeApi, make_sdk_client  # noqa: E402
 from protectedvm.drill import RestoreDrill, Staging  # noqa: E402
-from protectedvm.emulated import emulator_clock, protect, vm_ids, with_recovery_points  # noqa: E402
 from protectedvm.health import ProtectedVmEntry  # noqa: E402
 from protectedvm.ids import VaultRef  # noqa: E402
 from rehearsal.table import render_table  # noqa: E402

@@ -89,7 +89,7 @@ def fleet_config(n: int, vaults: int) -> dict[str, str]:
 
 
 def single_vault_config(n: int) -> dict[str, str]:
-    from components.mock_preview import load_stack_config
+    from testing.mock_preview import load_stack_config
 
     config = load_stack_config("prod")
     config["protected-vm:vms"] = json.dumps(
@@ -107,8 +107,8 @@ def _rss_mb() -> float:
 
 def child(kind: str, n: int, vaults: int) -> dict[str, Any]:
     """One evaluation in this (fresh) interpreter, after a 1-VM warm-up of the same form."""
-    from components.mock_preview import evaluate
     from components.program import deploy
+    from testing.mock_preview import evaluate
 
     make = (lambda size: fleet_config(size, vaults)) if kind == "fleet" else single_vault_config
     evaluate(deploy, make(1) if kind != "fleet" else fleet_config(vaults, vaults), "bench")
@@ -139,8 +139,8 @@ def verify(n: int, vaults: int, job_seconds: float, speed: float) -> dict[str, A
     """Every vault's InitialBackupProvider.create() at once against one emulator."""
     from components.initial_backup import InitialBackupProvider
     from emulator import Emulator
+    from emulator.seeding import emulator_clock, protect
     from protectedvm.azure_client import BackupApi, make_sdk_client
-    from protectedvm.emulated import emulator_clock, protect
     from protectedvm.ids import VaultRef, VmRef
 
     config = fleet_config(n, vaults)

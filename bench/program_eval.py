@@ -38,8 +38,8 @@ from pulumi_azure_native import recoveryservices as rs  # noqa: E402
 from components.backup_vault import policy_properties, vault_properties  # noqa: E402
 from components.config import parse_stack_settings  # noqa: E402
 from components.initial_backup import InitialBackup  # noqa: E402
-from components.mock_preview import evaluate, load_stack_config  # noqa: E402
 from components.program import deploy  # noqa: E402
+from testing.mock_preview import evaluate, load_stack_config  # noqa: E402
 
 SUB = "00000000-0000-0000-0000-0000000000a1"
 
@@ -103,9 +103,7 @@ def raw_program(config: dict[str, str], with_initial_backup: bool = False) -> Ca
         if with_initial_backup:
             InitialBackup(
                 "initial-backup",
-                vault_id=vault.id,
-                vm_ids=ids,
-                settings=settings.initial_backup,
+                {"vault_id": vault.id, "vm_ids": ids, "settings": settings.initial_backup},
                 opts=pulumi.ResourceOptions(depends_on=items),
             )
 
@@ -135,7 +133,7 @@ def import_cost() -> tuple[float, list[str], list[str]]:
         "    return ','.join(sorted(k for k,v in list(sys.modules.items()) if k.startswith('pulumi_azure_native.')"
         " and k.count('.')==1 and type(v) is not u._LazyModule))\n"
         "t=time.perf_counter(); import components.program; print(time.perf_counter()-t); print(loaded())\n"
-        "from components.mock_preview import evaluate_stack; evaluate_stack('dev'); print(loaded())\n"
+        "from testing.mock_preview import evaluate_stack; evaluate_stack('dev'); print(loaded())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     seconds, at_import, after_eval = out.stdout.strip().splitlines()

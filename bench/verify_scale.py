@@ -68,8 +68,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from components.config import InitialBackupSettings  # noqa: E402
-from emulator import Emulator  # noqa: E402
+from emulator import Emulator, StaticTokenCredential  # noqa: E402
 from emulator.routes import Match, Request, Response  # noqa: E402
+from emulator.seeding import protect, vm_ids  # noqa: E402
 from emulator.throttle import ARM_LIMITS, BucketLimit  # noqa: E402
 from protectedvm.azure_client import (  # noqa: E402
     CA_BUNDLE_ENV,
@@ -80,7 +81,6 @@ from protectedvm.azure_client import (  # noqa: E402
     RecoveryPointInfo,
     make_sdk_client,
 )
-from protectedvm.emulated import protect, vm_ids  # noqa: E402
 from protectedvm.ids import VaultRef, VmRef  # noqa: E402
 from protectedvm.pacing import ArmPacer, Bucket  # noqa: E402
 from protectedvm.verifier import COMPLETED, InitialBackupError, InitialBackupVerifier, utc_now  # noqa: E402
@@ -281,7 +281,12 @@ def run_client(spec: ClientSpec) -> ClientOutcome:
     )
     started = time.perf_counter()
     apis = [
-        CountingApi(BackupApi(make_sdk_client(SUB, pacing=pacer or False), vault_ref(i, len(spec.vaults))), started)
+        CountingApi(
+            BackupApi(
+                make_sdk_client(SUB, StaticTokenCredential(), pacing=pacer or False), vault_ref(i, len(spec.vaults))
+            ),
+            started,
+        )
         for i in range(len(spec.vaults))
     ]
     statuses: Counter[str] = Counter()

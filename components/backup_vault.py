@@ -10,11 +10,15 @@ the tests can assert on them without the engine.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NotRequired, TypedDict
+
 import pulumi
 from pulumi_azure_native import recoveryservices as rs
 
-from components.config import PolicySettings, ScheduleSettings, VaultSettings
+from components.config import InitialBackupSettings, PolicySettings, ScheduleSettings, VaultSettings
 from components.engine_values import is_not_found
+from components.initial_backup import InitialBackup, InitialBackupArgs
 from components.vault_lock import VaultLock
 from components.vault_operations import (
     OperationsResources,
@@ -23,6 +27,9 @@ from components.vault_operations import (
     monitoring_settings,
     vault_identity,
 )
+
+if TYPE_CHECKING:
+    from components.protected_vm import ProtectedVM
 
 #: Azure ignores the date part of schedule and retention times; a fixed date keeps diffs stable.
 _TIME_ANCHOR_DATE = "2024-01-01"
@@ -176,31 +183,47 @@ def policy_properties(settings: PolicySettings) -> rs.AzureIaaSVMProtectionPolic
     )
 
 
+class BackupVaultArgs(TypedDict):
+    """Inputs of :class:`BackupVault`."""
+
+    vault: VaultSettings
+    """The vault: created with these settings (secure defaults: soft delete on, immutability,
+    no public network access), or reused when ``existing_id`` is set (then nothing is created)."""
+    policy: NotRequired[PolicySettings | None]
+    """The VM backup policy: created (``<name>-policy``), or reused when ``existing_id`` is set.
+    Absent or None: no policy is registered here and ``policy_id``/``policy_name`` do not exist
+    (the stack program registers a fleet vault's several policies itself)."""
+    location: NotRequired[str | None]
+    """Region of a created vault when ``vault.location`` is empty. Absent: the ``azure-native:location``
+    of the provider."""
+    tags: NotRequired[dict[str, str] | None]
+    """Tags on the vault, the policy and the vault's operational resources. Absent: no tags."""
+
+
 class BackupVault(pulumi.ComponentResource):
     """A vault and a VM backup policy that many :class:`ProtectedVM` share.
 
-    Outputs: ``vault_id``, ``vault_name``, ``resource_group_name``, ``policy_id``, ``policy_name``.
     ``vault`` and ``policy`` are the created resources, or ``None`` when reused.
     """
 
     vault_id: pulumi.Output[str]
+    """Resource id of the vault (created or reused)."""
     vault_name: pulumi.Output[str]
+    """Name of the vault."""
     resource_group_name: pulumi.Output[str]
+    """Resource group of the vault."""
     policy_id: pulumi.Output[str]
+    """Resource id of the policy (created or reused); absent when no ``policy`` was given."""
     policy_name: pulumi.Output[str]
-    #: The vault's region when this stack creates it; None for a reused vault (not in config).
+    """Name of the policy; absent when no ``policy`` was given."""
     location: str | None
+    """The vault's region when this stack creates it; None for a reused vault (not in config)."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        vault: VaultSettings,
-        policy: PolicySettings | None,
-        location: str | None = None,
-        tags: dict[str, str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, name: str, args: BackupVaultArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        vault = args["vault"]
+        policy = args.get("policy")
+        location = args.get("location")
+        tags = args.get("tags")
         super().__init__("protected-vm:index:BackupVault", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.vault: rs.Vault | None = None
@@ -283,3 +306,32 @@ class BackupVault(pulumi.ComponentResource):
                 **({"policyId": self.policy_id, "policyName": self.policy_name} if policy is not None else {}),
             }
         )
+
+    def verify_initial_backups(
+        self,
+        name: str,
+        protected_vms: Sequence[ProtectedVM],
+        settings: InitialBackupSettings | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> InitialBackup | None:
+        """The one :class:`InitialBackup` that proves the first backup of every VM of this vault.
+
+        Call it once, after registering the ProtectedVMs that share this vault: one resource per
+        vault verifies all of them in one batched loop after their items exist, where one per VM
+        would queue behind the dynamic provider's 4 concurrent ``create()`` calls. ``name`` is
+        the resource's own (it is not parented here, so a stack's URN stays what ``name`` says);
+        ``opts`` are merged with the dependency on every item. None when there is no VM."""
+        if not protected_vms:
+            return None
+        foreign = [vm for vm in protected_vms if vm.backup_vault is not self]
+        if foreign:
+            names = ", ".join(vm.target.name for vm in foreign)
+            raise ValueError(
+                f"BackupVault {self._name!r}: verify_initial_backups got VMs protected in another vault ({names}); "
+                "call it on each vault with its own ProtectedVMs"
+            )
+        args: InitialBackupArgs = {"vault_id": self.vault_id, "vm_ids": [vm.target.vm_id for vm in protected_vms]}
+        if settings is not None:
+            args["settings"] = settings
+        depends = pulumi.ResourceOptions(depends_on=[vm.protected_item for vm in protected_vms])
+        return InitialBackup(name, args, opts=pulumi.ResourceOptions.merge(opts, depends))

@@ -33,7 +33,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi.dynamic as dyn
@@ -259,32 +259,51 @@ def _settings_key(raw: object) -> dict[str, object] | None:
         return dict(raw)
 
 
+class InitialBackupArgs(TypedDict):
+    """Inputs of :class:`InitialBackup`."""
+
+    vault_id: pulumi.Input[str]
+    """Resource id of the Recovery Services vault that holds every VM's backup item."""
+    vm_ids: Sequence[pulumi.Input[str]]
+    """Resource ids of the VMs whose first backup is triggered and proved, all in ``vault_id``, in
+    one batched loop (one job-list call per poll). A VM removed from the list keeps its recovery
+    points; only its record leaves ``results``."""
+    settings: NotRequired[InitialBackupSettings]
+    """How the proof is made. Absent: ``InitialBackupSettings()``, i.e. trigger a backup kept 30
+    days, wait until its job has completed (at most 120 minutes, polling every 30 seconds), and
+    fail the resource, naming every VM, when one fails or times out."""
+
+
 class InitialBackup(dyn.Resource, module="protectedvm", name="InitialBackup"):
     """Triggers and verifies the initial backup of ``vm_ids`` in the vault ``vault_id``.
 
     Pass ``opts=ResourceOptions(depends_on=[...the ProtectedItems...])`` so it runs after protection
-    is enabled. Output ``results``: ``{lower-cased VM id: {vmName, jobId, status, recoveryPointId,
-    recoveryPointTime, durationSeconds, triggeredAt, adopted}}``.
+    is enabled; :meth:`components.backup_vault.BackupVault.verify_initial_backups` does that for the
+    ProtectedVMs of a shared vault, and a ProtectedVM with its own vault registers its own.
     """
 
     # Outputs are attributes named after their (camelCase) properties.
     vaultId: pulumi.Output[str]
+    """The vault's resource id (input echoed)."""
     vmIds: pulumi.Output[list[str]]
+    """The VMs' resource ids (input echoed)."""
     settings: pulumi.Output[dict[str, Any]]
+    """The settings as camelCase ``{verify, retainDays, timeoutMinutes, pollSeconds}``."""
     results: pulumi.Output[dict[str, Any]]
+    """The proof, by lower-cased VM id: ``{vmName, jobId, status, recoveryPointId,
+    recoveryPointTime, durationSeconds, triggeredAt, adopted}``; unknown at preview."""
 
     def __init__(
         self,
         resource_name: str,
-        vault_id: pulumi.Input[str],
-        vm_ids: Sequence[pulumi.Input[str]],
-        settings: InitialBackupSettings,
+        args: InitialBackupArgs,
         opts: pulumi.ResourceOptions | None = None,
         provider: InitialBackupProvider | None = None,
     ) -> None:
+        settings = args.get("settings") or InitialBackupSettings()
         props: dict[str, Any] = {
-            VAULT_ID: vault_id,
-            VM_IDS: list(vm_ids),
+            VAULT_ID: args["vault_id"],
+            VM_IDS: list(args["vm_ids"]),
             SETTINGS: settings.to_dict(),
             RESULTS: None,
         }

@@ -183,20 +183,9 @@ def _deploy_vault(
             args["disk_exclusion"] = vm.disks.to_azure()
         opts = pulumi.ResourceOptions(aliases=aliases) if aliases else None
         protected.append(ProtectedVM(resource_name(vm.target), args, opts=opts))
-    # One trigger-and-verify resource per vault, after every item of the vault is protected: the
-    # dynamic provider runs at most 4 create() calls at once, so per-VM resources would serialise,
-    # while up to 4 vaults verify concurrently in one `pulumi up`.
-    initial = (
-        InitialBackup(
-            initial_backup_name(vault.key),
-            vault_id=backup_vault.vault_id,
-            vm_ids=[vm.target.vm_id for vm in protected],
-            settings=settings.initial_backup,
-            opts=pulumi.ResourceOptions(depends_on=[vm.protected_item for vm in protected]),
-        )
-        if protected
-        else None
-    )
+    # One trigger-and-verify resource per vault, after every item of the vault is protected
+    # (BackupVault.verify_initial_backups says why one per vault).
+    initial = backup_vault.verify_initial_backups(initial_backup_name(vault.key), protected, settings.initial_backup)
     return FleetMember(vault.key, backup_vault, policy_ids, protected, initial)
 
 
@@ -212,7 +201,7 @@ def deploy(settings: StackSettings | None = None) -> Deployment:
     # which also runs every registration still pending), so asking before the first VM is
     # registered keeps a fleet's evaluation as cheap per VM as one vault's.
     vaults = [
-        BackupVault(vault_resource_name(v.key), vault=v.settings, policy=None, location=location, tags=tags)
+        BackupVault(vault_resource_name(v.key), {"vault": v.settings, "location": location, "tags": tags})
         for v in fleet.vaults
     ]
     # Items Azure kept from an earlier removal are adopted (imported), not created again. Asked for

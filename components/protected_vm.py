@@ -16,9 +16,10 @@ import pulumi
 from pulumi.runtime.sync_await import _sync_await
 from pulumi_azure_native import recoveryservices as rs
 
-from components.backup_vault import BackupVault
-from components.config import PolicySettings, VaultSettings, VmTarget
+from components.backup_vault import BackupVault, BackupVaultArgs
+from components.config import InitialBackupSettings, PolicySettings, VaultSettings, VmTarget
 from components.engine_values import is_not_found
+from components.initial_backup import InitialBackup
 from components.vm_protection import RETAIN_DATA, VmProtection
 
 FABRIC_NAME = "Azure"
@@ -95,39 +96,68 @@ def kept_item_ids(vault: VaultSettings, targets: Sequence[VmTarget]) -> dict[str
 
 
 class ProtectedVMArgs(TypedDict):
-    """Either ``backup_vault`` (shared, the usual shape) or ``vault`` + ``policy`` (own vault)."""
+    """Inputs of :class:`ProtectedVM`: either ``backup_vault`` (shared, the usual shape) or
+    ``vault`` + ``policy`` (its own vault, policy and initial-backup proof)."""
 
     vm_id: str
+    """Resource id of the Azure VM to protect (``/subscriptions/.../virtualMachines/<name>``)."""
     backup_vault: NotRequired[BackupVault]
+    """A shared vault and policy. The first backup is then proved per vault: call
+    ``backup_vault.verify_initial_backups(name, [protected VMs])`` once after registering them.
+    Absent: ``vault`` and ``policy`` are required and this component creates its own."""
     vault: NotRequired[VaultSettings]
+    """Settings of the component's own vault (``<name>-backup``); only without ``backup_vault``."""
     policy: NotRequired[PolicySettings]
+    """Settings of the component's own policy; only without ``backup_vault``."""
     location: NotRequired[str]
+    """Region of the own vault when ``vault.location`` is empty. Absent: the provider's
+    ``azure-native:location``."""
     tags: NotRequired[dict[str, str]]
-    #: ``retainData`` (default: stop protection, keep recovery points) or ``deleteData``.
+    """Tags on the own vault and policy. Absent: no tags."""
     on_remove: NotRequired[str]
-    #: The id of the VM's backup item when Azure has it already (:func:`kept_item_ids`): the
-    #: ProtectedItem is then imported, not created. Absent: a ProtectedVM with its own vault asks
-    #: Azure itself; one sharing ``backup_vault`` relies on its caller (the program asks for all
-    #: VMs at once).
+    """What removing this VM from the program does in Azure: ``retainData`` (default: stop
+    protection, keep every recovery point) or ``deleteData``."""
     import_id: NotRequired[str | None]
-    #: The VM's policy when not ``backup_vault``'s own (a fleet vault has several policies).
+    """The id of the VM's backup item when Azure has it already (:func:`kept_item_ids`): the
+    ProtectedItem is then imported, not created. Absent: a ProtectedVM with its own vault asks
+    Azure itself; one sharing ``backup_vault`` creates the item (the stack program asks for all
+    VMs at once and passes the answer)."""
     policy_id: NotRequired[pulumi.Input[str]]
-    #: Selective disk backup: Azure's ``diskExclusionProperties`` (``components.config.DiskSelection``).
+    """The VM's policy when not ``backup_vault``'s own (a fleet vault has several). Absent: the
+    vault's policy."""
     disk_exclusion: NotRequired[dict[str, object]]
+    """Selective disk backup: Azure's ``diskExclusionProperties``
+    (``components.config.DiskSelection.to_azure()``). Absent: every disk is backed up."""
+    initial_backup: NotRequired[InitialBackupSettings]
+    """How the component's own vault proves the first backup (``<name>-initial-backup``, after
+    the item). Absent: ``InitialBackupSettings()`` (trigger, wait for the completed job, at most
+    120 minutes). Refused with ``backup_vault``: the shared vault proves all its VMs at once
+    (``verify_initial_backups`` takes the settings)."""
 
 
 class ProtectedVM(pulumi.ComponentResource):
-    """Outputs: ``vm_id``, ``vm_name``, ``container_name``, ``protected_item_name``,
-    ``protected_item_id``, ``vault_id``, ``vault_name``, ``policy_id``."""
+    """One Azure VM enabled for backup; with its own vault it also proves its first backup."""
 
     vm_id: pulumi.Output[str]
+    """Resource id of the protected VM."""
     vm_name: pulumi.Output[str]
+    """Name of the VM."""
     container_name: pulumi.Output[str]
+    """Backup container name Azure derives from the VM (``iaasvmcontainer;iaasvmcontainerv2;<rg>;<vm>``)."""
     protected_item_name: pulumi.Output[str]
+    """Backup item name Azure derives from the VM (``vm;iaasvmcontainerv2;<rg>;<vm>``)."""
     protected_item_id: pulumi.Output[str]
+    """Resource id of the backup item."""
     vault_id: pulumi.Output[str]
+    """Resource id of the vault holding the item."""
     vault_name: pulumi.Output[str]
+    """Name of the vault holding the item."""
     policy_id: pulumi.Output[str]
+    """Resource id of the policy the item is backed up with."""
+    policy_name: pulumi.Output[str]
+    """Name of that policy (the last segment of ``policy_id``)."""
+    initial_backup: InitialBackup | None
+    """The own vault's proof (its ``results``); None with a shared ``backup_vault``."""
 
     def __init__(self, name: str, args: ProtectedVMArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Validate before registering anything, so bad input leaves nothing half-created.
@@ -137,16 +167,22 @@ class ProtectedVM(pulumi.ComponentResource):
             raise ValueError(
                 f"ProtectedVM {name!r}: pass backup_vault (a shared BackupVault) or both vault and policy settings"
             )
+        if backup_vault is not None and "initial_backup" in args:
+            raise ValueError(
+                f"ProtectedVM {name!r}: initial_backup is for a ProtectedVM with its own vault; with backup_vault, "
+                "pass the settings to backup_vault.verify_initial_backups (one proof per shared vault)"
+            )
         super().__init__("protected-vm:index:ProtectedVM", name, None, opts)
         if backup_vault is None:
-            backup_vault = BackupVault(
-                f"{name}-backup",
-                vault=args["vault"],
-                policy=args["policy"],
-                location=args.get("location"),
-                tags=args.get("tags"),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+            vault_args: BackupVaultArgs = {"vault": args["vault"], "policy": args["policy"]}
+            if args.get("location") is not None:
+                vault_args["location"] = args["location"]
+            if args.get("tags") is not None:
+                vault_args["tags"] = args["tags"]
+            backup_vault = BackupVault(f"{name}-backup", vault_args, opts=pulumi.ResourceOptions(parent=self))
+            owns_vault = True
+        else:
+            owns_vault = False
         if "import_id" in args:
             import_id = args["import_id"]
         elif "vault" in args:
@@ -211,6 +247,19 @@ class ProtectedVM(pulumi.ComponentResource):
         self.vault_id = backup_vault.vault_id
         self.vault_name = backup_vault.vault_name
         self.policy_id = pulumi.Output.from_input(policy_id)
+        self.policy_name = self.policy_id.apply(lambda policy: policy.rsplit("/", 1)[-1])
+        # Standalone, the component does the whole job: its vault proves its one VM's first
+        # backup. A shared vault proves all its VMs in one resource (verify_initial_backups).
+        self.initial_backup = (
+            backup_vault.verify_initial_backups(
+                f"{name}-initial-backup",
+                [self],
+                args.get("initial_backup"),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            if owns_vault
+            else None
+        )
         self.register_outputs(
             {
                 "vmId": self.vm_id,
@@ -219,6 +268,9 @@ class ProtectedVM(pulumi.ComponentResource):
                 "protectedItemName": self.protected_item_name,
                 "protectedItemId": self.protected_item_id,
                 "vaultId": self.vault_id,
+                "vaultName": self.vault_name,
                 "policyId": self.policy_id,
+                "policyName": self.policy_name,
+                **({"initialBackups": self.initial_backup.results} if self.initial_backup else {}),
             }
         )

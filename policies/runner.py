@@ -1,5 +1,5 @@
 """Run the pack's policies without the Pulumi CLI: the offline rehearsal and the tests feed the
-program's registered resources (from ``components.mock_preview``) through the very policy
+program's registered resources (from ``testing.mock_preview``) through the very policy
 objects ``PolicyPack`` serves, with the config reconciled the way the CLI does it (schema
 defaults, then ``all``, then each policy's own entry), and decide the exit code from the
 enforcement levels: mandatory violations block, advisory ones are printed and pass.
@@ -38,7 +38,7 @@ PROJECT: Final = "protected-vm"
 
 
 class RegisteredResource(Protocol):
-    """What the mock evaluator records per resource (``components.mock_preview.PlannedResource``)."""
+    """What the mock evaluator records per resource (``testing.mock_preview.PlannedResource``)."""
 
     @property
     def type(self) -> str: ...

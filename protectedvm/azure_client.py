@@ -21,8 +21,11 @@ count of attempts. Retrying a trigger is safe: if the first POST did start a job
 second operation with ``UserErrorBackupOperationInProgress`` and the verifier adopts the running job.
 
 Credentials come from the environment (``DefaultAzureCredential``: OIDC workload identity in
-pipelines, ``az login`` locally). ``PROTECTED_VM_ARM_ENDPOINT`` / ``PROTECTED_VM_CA_BUNDLE`` point the
-client at the local emulator instead, with its static token. No token or header is ever logged.
+pipelines, ``az login`` locally), in the cloud azure-native deploys to: ``ARM_ENVIRONMENT`` (then
+``AZURE_ENVIRONMENT``) names it as for azure-native, so a stack in Azure US Government or China is
+verified there with real credentials. ``PROTECTED_VM_ARM_ENDPOINT`` / ``PROTECTED_VM_CA_BUNDLE``
+override the ARM endpoint and its CA (the offline emulator; tests and the rehearsal pass its
+credential explicitly). No token or header is ever logged.
 """
 
 from __future__ import annotations
@@ -108,15 +111,66 @@ class RetrySettings:
     jitter: float = 0.2
 
 
-def default_credential() -> TokenCredential:
-    """The emulator's static token when the endpoint is overridden, else ``DefaultAzureCredential``."""
-    if os.environ.get(ENDPOINT_ENV):
-        from emulator import StaticTokenCredential  # only the offline emulator accepts it
+@dataclass(frozen=True)
+class ArmCloud:
+    """Where ARM and its token authority are for one Azure cloud."""
 
-        return StaticTokenCredential()
+    name: str
+    arm_endpoint: str
+    authority_host: str
+
+    @property
+    def scope(self) -> str:
+        """The ARM token scope of this cloud (the audience is the ARM endpoint)."""
+        return f"{self.arm_endpoint}/.default"
+
+
+#: azure-native's cloud names, from ``ARM_ENVIRONMENT``/``AZURE_ENVIRONMENT`` or ``azure-native:environment``
+#: (pulumi-azure-native ``provider/pkg/provider/auth.go`` ``readAzureEnvironmentFromConfig``, names as
+#: ``provider/pkg/azure`` ``GetCloudByName``; compared case-insensitively there too). Endpoints and
+#: authorities are the azure-sdk's (``azure.identity.AzureAuthorityHosts``; ARM endpoints as the SDK's
+#: ``AzureClouds`` ``getArmEndpoint``).
+ARM_CLOUDS: dict[str, ArmCloud] = {
+    **dict.fromkeys(
+        ("", "public"),
+        ArmCloud("public", "https://management.azure.com", "login.microsoftonline.com"),
+    ),
+    **dict.fromkeys(
+        ("usgov", "usgovernment", "azureusgovernment", "azureusgovernmentcloud"),
+        ArmCloud("usgovernment", "https://management.usgovcloudapi.net", "login.microsoftonline.us"),
+    ),
+    **dict.fromkeys(
+        ("china", "azurechinacloud"),
+        ArmCloud("china", "https://management.chinacloudapi.cn", "login.chinacloudapi.cn"),
+    ),
+}
+ENVIRONMENT_ENVS = ("ARM_ENVIRONMENT", "AZURE_ENVIRONMENT")
+
+
+def arm_cloud(environ: Mapping[str, str] | None = None) -> ArmCloud:
+    """The cloud azure-native deploys to, from the same variables it reads. Unlike azure-native
+    (which falls back to public for an unknown name), an unknown name is an error: verifying in
+    the public cloud a stack deployed elsewhere would report every VM as missing."""
+    environ = os.environ if environ is None else environ
+    for variable in ENVIRONMENT_ENVS:
+        value = environ.get(variable, "")
+        if value:
+            cloud = ARM_CLOUDS.get(value.strip().lower())
+            if cloud is None:
+                raise ValueError(
+                    f"{variable} = {value!r} is not an Azure cloud azure-native knows: "
+                    "use public, usgovernment or china"
+                )
+            return cloud
+    return ARM_CLOUDS["public"]
+
+
+def default_credential(cloud: ArmCloud | None = None) -> TokenCredential:
+    """``DefaultAzureCredential`` against the cloud's token authority; always a real credential
+    (the emulator's token is passed explicitly by the tests and the rehearsal)."""
     from azure.identity import DefaultAzureCredential
 
-    return DefaultAzureCredential()
+    return DefaultAzureCredential(authority=(cloud or arm_cloud()).authority_host)
 
 
 def make_sdk_client(
@@ -141,7 +195,8 @@ def make_sdk_client(
     from requests.adapters import HTTPAdapter
 
     retry = retry or RetrySettings()
-    base_url = base_url or os.environ.get(ENDPOINT_ENV) or None
+    cloud = arm_cloud()
+    base_url = base_url or os.environ.get(ENDPOINT_ENV) or cloud.arm_endpoint
     verify: str | bool = connection_verify or os.environ.get(CA_BUNDLE_ENV) or True
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
@@ -160,9 +215,10 @@ def make_sdk_client(
         pacer = pacing if isinstance(pacing, ArmPacer) else pacer_for(base_url or ARM_ENDPOINT, subscription_id)
         extra["custom_hook_policy"] = PacingPolicy(pacer)  # after the retry policy: every attempt is paced
     return RecoveryServicesBackupClient(
-        credential or default_credential(),
+        credential or default_credential(cloud),
         subscription_id,
         base_url=base_url,
+        credential_scopes=[cloud.scope],
         transport=transport,
         retry_policy=policy,
         connection_verify=verify,

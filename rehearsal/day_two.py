@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components.mock_preview import evaluate, load_stack_config
 from components.program import deploy
 from components.vault_lock import VaultLockProvider
 from components.vm_protection import PreflightError, VmProtectionProvider
 from rehearsal.table import render_table
+from testing.mock_preview import evaluate, load_stack_config
 
 
 @dataclass
@@ -53,8 +53,8 @@ def _short(urn: str) -> str:
 
 def run_day_two(stack: str, out: Callable[[str], None] = print) -> int:
     from emulator import Emulator, ManualClock
+    from emulator.seeding import item_path
     from protectedvm.azure_client import BackupApi
-    from protectedvm.emulated import item_path
     from protectedvm.ids import VaultRef, VmRef
 
     config = load_stack_config(stack)

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from components.initial_backup import TYPE_TOKEN as INITIAL_BACKUP_TYPE
-from components.mock_preview import Plan, PlannedResource
 from components.vault_lock import TYPE_TOKEN as VAULT_LOCK_TYPE
 from components.vm_protection import TYPE_TOKEN as VM_PROTECTION_TYPE
 from rehearsal.table import render_table
+from testing.mock_preview import Plan, PlannedResource
 
 _SHORT_TYPES = {
     "protected-vm:index:BackupVault": "BackupVault (component)",

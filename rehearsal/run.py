@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from components.initial_backup import TYPE_TOKEN as INITIAL
-from components.mock_preview import STACKS_DIR, Plan, evaluate, load_stack_config
 from components.validation import ValidationError
 from policies.rules import ITEM_TYPE, POLICY_TYPE, VAULT_TYPE
 from rehearsal.plan_table import render_plan
 from rehearsal.table import render_table
+from testing.mock_preview import STACKS_DIR, Plan, evaluate, load_stack_config
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -249,7 +249,7 @@ def _create_all(provider: Any, runs: Sequence[_VaultRun], update: bool = False) 
 
 def _deploy_and_verify(options: RehearsalOptions, plan: Plan, report: RehearsalReport, printer: _Printer) -> None:
     from emulator import Emulator
-    from protectedvm.emulated import emulator_clock
+    from emulator.seeding import emulator_clock
 
     runs = _vault_runs(plan, options)
     vms = [vm for run in runs for vm in run.vms]
@@ -408,8 +408,8 @@ def _seed(emu: Any, plan: Plan, runs: Sequence[_VaultRun], printer: _Printer, cl
     import copy
 
     from components.vault_lock import VaultLockProvider
+    from emulator.seeding import item_path
     from protectedvm.azure_client import BackupApi
-    from protectedvm.emulated import item_path
 
     planned = {id(_vault_of(v.inputs, runs)): v for v in plan.of_type(VAULT_TYPE)}
     for run in runs:
@@ -589,9 +589,9 @@ def _summary(
 def _restore_drill(emu: Any, plan: Plan, options: RehearsalOptions, printer: _Printer) -> bool:
     """``python -m protectedvm drill`` of every VM of the stack against the emulator: restore, verify
     the disks, delete them; True if every VM was restored and nothing the drill created is left."""
+    from emulator.seeding import emulator_clock
     from protectedvm.azure_client import BackupApi, ComputeApi
     from protectedvm.drill import RestoreDrill, Staging, render_table
-    from protectedvm.emulated import emulator_clock
     from protectedvm.health import load_protected_vms
 
     entries = load_protected_vms(plan.outputs)

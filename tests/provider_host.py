@@ -54,7 +54,8 @@ def deserialize(struct: struct_pb2.Struct) -> dict[str, Any]:
 
 
 class ProviderHost:
-    """One ``python -u -m pulumi.dynamic`` process, started from the project root.
+    """One ``python -u -m pulumi.dynamic`` process, started from the project root (through
+    ``testing.emulator_run``, which only installs the emulator's credential first).
 
     ``env`` is added to this process's environment (e.g. the emulator endpoint). What the host
     writes to stderr, which the engine forwards line by line as diagnostics, is kept in
@@ -71,7 +72,7 @@ class ProviderHost:
 
     def __enter__(self) -> ProviderHost:
         self._process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "pulumi.dynamic"],
+            [sys.executable, "-u", "-m", "testing.emulator_run", "pulumi.dynamic"],
             cwd=PROJECT_ROOT,
             env=self._env,
             stdin=subprocess.DEVNULL,

@@ -20,16 +20,16 @@ import pytest
 from azure.core.exceptions import ServiceResponseError
 
 from components.config import STACK_KEYS, InitialBackupSettings, StackSettings, parse_config_values
-from components.mock_preview import RecordingMocks, evaluate, load_stack_config
 from components.program import StackConfigError, deploy, load_settings
 from components.validation import ValidationError, check_backup_time, check_vm_id, parse_vault_id
 from emulator import Emulator, ManualClock, StaticTokenCredential
+from emulator.seeding import emulator_clock, manual_sleep, protect, vm_ids
 from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi, RetrySettings, make_sdk_client
 from protectedvm.cli import main as cli_main
-from protectedvm.emulated import emulator_clock, manual_sleep, protect, vm_ids
 from protectedvm.ids import VaultRef, VmRef
 from protectedvm.verifier import InitialBackupError, InitialBackupVerifier, VmResult
 from rehearsal.run import RehearsalOptions, rehearse
+from testing.mock_preview import RecordingMocks, evaluate, load_stack_config
 
 NS = "protected-vm"
 SUB = "11111111-2222-3333-4444-555555555555"

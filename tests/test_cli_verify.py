@@ -17,9 +17,9 @@ import pytest
 
 from components.config import InitialBackupSettings
 from emulator import Emulator, ManualClock
+from emulator.seeding import emulator_clock, manual_sleep, protect, vm_ids
 from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi
 from protectedvm.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNHEALTHY, build_parser, main
-from protectedvm.emulated import emulator_clock, manual_sleep, protect, vm_ids
 from protectedvm.health import check_all, load_protected_vms
 from protectedvm.ids import VaultRef, VmRef
 from protectedvm.verifier import InitialBackupVerifier
@@ -213,7 +213,7 @@ def test_python_dash_m_protectedvm_verify_exit_code_in_a_subprocess(emu: Emulato
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     done = subprocess.run(
-        [sys.executable, "-m", "protectedvm", "verify", "--stack-outputs", str(path)],
+        [sys.executable, "-m", "testing.emulator_run", "protectedvm", "verify", "--stack-outputs", str(path)],
         cwd=ROOT,
         env=env,
         capture_output=True,

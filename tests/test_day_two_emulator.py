@@ -15,8 +15,8 @@ from pulumi.runtime import rpc
 from components.vault_lock import VaultLockProvider
 from components.vm_protection import PreflightError, VmProtectionProvider
 from emulator import Emulator, ManualClock
+from emulator.seeding import protect
 from protectedvm.azure_client import BackupApi
-from protectedvm.emulated import protect
 from protectedvm.ids import VaultRef, VmRef
 
 SUB = "11111111-2222-3333-4444-555555555555"

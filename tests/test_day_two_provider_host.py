@@ -25,8 +25,8 @@ from components.vault_lock import VaultLockProvider
 from components.vm_protection import TYPE_TOKEN as PROTECTION_TOKEN
 from components.vm_protection import VmProtectionProvider
 from emulator import Emulator, StaticTokenCredential
+from emulator.seeding import protect
 from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi, make_sdk_client
-from protectedvm.emulated import protect
 from protectedvm.ids import VaultRef
 from tests.provider_host import ProviderHost
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from components.mock_preview import RecordingMocks, evaluate, evaluate_stack, load_stack_config
 from components.program import deploy
 from components.urn_replay import Outcome, Registration, match_against, recording, urns
 from components.validation import ValidationError
 from policies.runner import load_env_config, run_policies
+from testing.mock_preview import RecordingMocks, evaluate, evaluate_stack, load_stack_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "urns"
 SUB = "11111111-2222-3333-4444-555555555555"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from emulator import Emulator, ManualClock
+from emulator.seeding import emulator_clock, manual_sleep, protect, vm_ids, with_recovery_points
 from protectedvm.azure_client import BackupApi, ComputeApi, make_sdk_client
 from protectedvm.cli import build_parser
 from protectedvm.drill import (
@@ -28,7 +29,6 @@ from protectedvm.drill import (
     render_table,
     select_vms,
 )
-from protectedvm.emulated import emulator_clock, manual_sleep, protect, vm_ids, with_recovery_points
 from protectedvm.health import ProtectedVmEntry
 from protectedvm.ids import VaultRef, VmRef
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from emulator import Emulator, ManualClock
-from protectedvm.emulated import item_path, protect, vm_ids, with_recovery_points
+from emulator.seeding import item_path, protect, vm_ids, with_recovery_points
 from protectedvm.ids import VaultRef, VmRef
 
 EXAMPLES = Path(__file__).resolve().parent / "emulator" / "examples" / "restore"

@@ -12,9 +12,9 @@ from typing import Any
 
 from components.config import InitialBackupSettings
 from components.initial_backup import InitialBackup
-from components.mock_preview import evaluate
 from components.vault_lock import VaultLock
 from components.vm_protection import VmProtection
+from testing.mock_preview import evaluate
 
 VAULT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v"
 
@@ -32,7 +32,7 @@ def test_more_than_1000_of_our_dynamic_resources_register_in_one_run_and_leave_t
             VmProtection(f"p{i}", vault_id=VAULT, vm_id=vm_id(i), vault_location="westeurope")
             VaultLock(f"l{i}", vault_id=VAULT, immutability="Locked", soft_delete="AlwaysON")
         for i in range(1000):
-            InitialBackup(f"ib{i}", vault_id=VAULT, vm_ids=[vm_id(i)], settings=InitialBackupSettings())
+            InitialBackup(f"ib{i}", {"vault_id": VAULT, "vm_ids": [vm_id(i)], "settings": InitialBackupSettings()})
 
     plan = evaluate(program, {}, "dev")
     assert len(plan.resources) == 1200

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from components.config import DiskSelection, parse_config_values
-from components.mock_preview import evaluate, load_stack_config
 from components.program import deploy
 from components.urn_replay import recording, urns
 from components.validation import ValidationError
 from emulator import Emulator, ManualClock
 from policies.runner import load_env_config, run_policies
+from testing.mock_preview import evaluate, load_stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = "protected-vm"
@@ -344,7 +344,7 @@ def test_fleet_resources_are_named_by_vault_and_policy_key_so_adding_a_vault_ren
 
 
 def test_the_fleet_plan_has_one_initial_backup_per_vault_and_items_carry_their_policy_and_disks() -> None:
-    from components.mock_preview import evaluate_stack
+    from testing.mock_preview import evaluate_stack
 
     plan = evaluate_stack("fleet")
     initials = {r.name: r.inputs for r in plan.of_type(INITIAL)}
@@ -367,7 +367,7 @@ def test_the_fleet_plan_has_one_initial_backup_per_vault_and_items_carry_their_p
 
 
 def test_todays_stacks_send_no_tier_tag_and_no_disk_selection() -> None:
-    from components.mock_preview import evaluate_stack
+    from testing.mock_preview import evaluate_stack
 
     plan = evaluate_stack("prod")
     assert [r.inputs["tags"] for r in plan.of_type(POLICY)] == [{"managed-by": "protected-vm", "stack": "prod"}]

@@ -16,14 +16,14 @@ from pulumi.runtime import rpc
 from components.backup_vault import BackupVault
 from components.config import InitialBackupSettings, PolicySettings, VaultSettings
 from components.initial_backup import TYPE_TOKEN, InitialBackup, InitialBackupProvider
-from components.mock_preview import evaluate
 from components.protected_vm import ProtectedVM
 from emulator import Emulator, ManualClock
+from emulator.seeding import emulator_clock, manual_sleep, protect, vm_ids
 from policies.rules import initial_backup_settings
 from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi, RetrySettings, make_sdk_client
-from protectedvm.emulated import emulator_clock, manual_sleep, protect, vm_ids
 from protectedvm.ids import VaultRef
 from protectedvm.verifier import InitialBackupError
+from testing.mock_preview import evaluate
 
 SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = VaultRef(SUB, "rg-backup", "rsv-test")
@@ -276,7 +276,8 @@ def test_initial_backup_under_mocks_registers_one_dynamic_resource_with_its_inpu
     settings = InitialBackupSettings(verify="started", retain_days=7, timeout_minutes=60, poll_seconds=15)
 
     def program() -> None:
-        ib = InitialBackup("initial-backup", vault_id=pulumi.Output.from_input(VAULT.id), vm_ids=IDS, settings=settings)
+        vault_id = pulumi.Output.from_input(VAULT.id)
+        ib = InitialBackup("initial-backup", {"vault_id": vault_id, "vm_ids": IDS, "settings": settings})
         pulumi.export("initialBackups", ib.results)
         pulumi.export("ibVault", ib.vault_id)
         pulumi.export("ibVms", ib.vm_ids)
@@ -308,17 +309,13 @@ def test_initial_backup_wired_after_protected_vms_of_a_shared_vault_under_mocks(
     def program() -> None:
         vault = BackupVault(
             "backup",
-            vault=VaultSettings(name="rsv-test", resource_group="rg-backup", location="westeurope"),
-            policy=PolicySettings(name="daily"),
+            {
+                "vault": VaultSettings(name="rsv-test", resource_group="rg-backup", location="westeurope"),
+                "policy": PolicySettings(name="daily"),
+            },
         )
         vms = [ProtectedVM(f"vm{i}", {"vm_id": vm_id, "backup_vault": vault}) for i, vm_id in enumerate(IDS)]
-        InitialBackup(
-            "initial-backup",
-            vault_id=vault.vault_id,
-            vm_ids=[vm.target.vm_id for vm in vms],
-            settings=InitialBackupSettings(),
-            opts=pulumi.ResourceOptions(depends_on=[vm.protected_item for vm in vms]),
-        )
+        vault.verify_initial_backups("initial-backup", vms)
 
     plan = evaluate(program, {})
 

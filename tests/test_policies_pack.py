@@ -22,7 +22,6 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from components.mock_preview import PlannedResource, evaluate, evaluate_stack, load_stack_config
 from components.program import deploy
 from policies.pack import ENVIRONMENTS, PACK_NAME, build_policies, enforcement_level_for, pack_definition
 from policies.resource_policies import RETENTION_POLICY, VAULT_POLICY, retention_policy, vault_policy
@@ -45,6 +44,7 @@ from policies.thresholds import (
     TierRequirements,
     VaultRequirements,
 )
+from testing.mock_preview import PlannedResource, evaluate, evaluate_stack, load_stack_config
 
 REPO = Path(__file__).resolve().parent.parent
 PROD_DAILY_MESSAGE = (

@@ -13,8 +13,8 @@ import pytest
 from pulumi.output import Unknown
 
 from components.initial_backup import TYPE_TOKEN, InitialBackupProvider
-from components.mock_preview import evaluate_stack
 from policies.runner import load_env_config, run_policies
+from testing.mock_preview import evaluate_stack
 from tests.provider_host import ProviderHost
 
 STACKS = ("dev", "staging", "prod")

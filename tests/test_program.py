@@ -10,10 +10,10 @@ import pytest
 
 from components.backup_vault import BackupVault
 from components.config import PolicySettings, VaultSettings, parse_stack_settings
-from components.mock_preview import Plan, RecordingMocks, evaluate, evaluate_stack, load_stack_config
 from components.program import deploy, resource_name
 from components.protected_vm import ProtectedVM
 from components.validation import ValidationError
+from testing.mock_preview import Plan, RecordingMocks, evaluate, evaluate_stack, load_stack_config
 
 VAULT = "azure-native:recoveryservices:Vault"
 POLICY = "azure-native:recoveryservices:ProtectionPolicy"
@@ -215,7 +215,7 @@ def test_protected_vm_without_a_vault_is_rejected_before_registration() -> None:
 def test_protected_vm_rejects_a_malformed_vm_id() -> None:
     def program() -> None:
         backup = BackupVault(
-            "b", vault=VaultSettings(name="rsv-b", resource_group="rg"), policy=PolicySettings(name="p")
+            "b", {"vault": VaultSettings(name="rsv-b", resource_group="rg"), "policy": PolicySettings(name="p")}
         )
         ProtectedVM("bad", {"vm_id": "vm-without-id", "backup_vault": backup})
 

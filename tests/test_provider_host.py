@@ -20,8 +20,8 @@ from pulumi.runtime.proto import provider_pb2
 from components.config import InitialBackupSettings
 from components.initial_backup import TYPE_TOKEN, InitialBackupProvider
 from emulator import Emulator, StaticTokenCredential
+from emulator.seeding import protect, vm_ids
 from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi, make_sdk_client
-from protectedvm.emulated import protect, vm_ids
 from protectedvm.ids import VaultRef, VmRef
 from tests.provider_host import ProviderHost
 

@@ -4,7 +4,7 @@ existing resource": the program asks Azure for each VM's item (one ``getProtecte
 VM, all in flight at once) and sets the item's ``import_`` option to the id Azure returns.
 
 Under Pulumi's mocks (no CLI, no Azure): the mocks answer ``getVault``/``getProtectedItem`` per
-token (components/mock_preview.py ``RecordingMocks``), and the recorded ``import_id`` is what the
+token (testing/mock_preview.py ``RecordingMocks``), and the recorded ``import_id`` is what the
 engine would receive as ``importId``. What the engine then does with it (import, or "in state with
 the same ID: like any other resource") is the engine's documented behaviour
 (pulumi/pulumi developer-docs/architecture/import.md), not exercised here.
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from components.mock_preview import RecordingMocks, evaluate, load_stack_config
 from components.program import deploy
 from components.urn_replay import match_against, recording
+from testing.mock_preview import RecordingMocks, evaluate, load_stack_config
 
 SUB = "00000000-0000-0000-0000-0000000000d1"
 ITEM = "azure-native:recoveryservices:ProtectedItem"

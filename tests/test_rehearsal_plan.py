@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from components.mock_preview import evaluate_stack
 from rehearsal.plan_table import render_plan
 from rehearsal.table import render_table
+from testing.mock_preview import evaluate_stack
 
 
 def test_prod_plan_shows_vault_security_and_retention_ladder() -> None:

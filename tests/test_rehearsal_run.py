@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.mock_preview import STACKS_DIR
 from rehearsal.__main__ import REALISTIC_JOB_SECONDS, options_from_args
 from rehearsal.run import HttpFault, JobFault, RehearsalOptions, RehearsalReport, rehearse
+from testing.mock_preview import STACKS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 PROD_VMS = ["vm-web-prod-01", "vm-web-prod-02", "vm-api-prod-01"]

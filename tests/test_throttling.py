@@ -17,9 +17,9 @@ from azure.core.pipeline.transport import RequestsTransport
 from components.config import InitialBackupSettings
 from emulator import Emulator, ManualClock
 from emulator.errors import ApiError
+from emulator.seeding import emulator_clock, manual_sleep, protect, vm_ids
 from emulator.throttle import GLOBAL_FACTOR, BucketLimit, Throttle
 from protectedvm.azure_client import BackupApi, RetrySettings, make_sdk_client
-from protectedvm.emulated import emulator_clock, manual_sleep, protect, vm_ids
 from protectedvm.ids import VaultRef
 from protectedvm.pacing import TOKEN_MARGIN_SECONDS, ArmPacer, Bucket, pacer_for
 from protectedvm.verifier import InitialBackupVerifier

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from components.config import VaultSettings, parse_config_values
-from components.mock_preview import Plan, PlannedResource, evaluate, load_stack_config
 from components.program import deploy
 from components.validation import ValidationError
 from components.vault_operations import BACKUP_REPORT_CATEGORIES
@@ -24,6 +23,7 @@ from policies import rules
 from policies.rules import StackResource, vault_operations_problems
 from policies.runner import load_env_config, run_policies
 from policies.thresholds import OperationsRequirements, VaultRequirements
+from testing.mock_preview import Plan, PlannedResource, evaluate, load_stack_config
 
 NS = "protected-vm"
 ROOT = Path(__file__).resolve().parent.parent
@@ -340,7 +340,7 @@ def test_only_the_azure_native_submodules_a_stack_uses_are_executed() -> None:
     proxy, never network or dataprotection (which it does not use)."""
     code = (
         "import sys, pulumi._utils as u\n"
-        "from components.mock_preview import evaluate_stack\n"
+        "from testing.mock_preview import evaluate_stack\n"
         "evaluate_stack(sys.argv[1])\n"
         "print(','.join(sorted(k for k, v in list(sys.modules.items()) if k.startswith('pulumi_azure_native.')"
         " and k.count('.') == 1 and type(v) is not u._LazyModule)))\n"
@@ -522,8 +522,8 @@ def test_the_rehearsal_puts_monitoringSettings_and_encryption_with_its_identity_
 
     import yaml
 
-    from components.mock_preview import STACKS_DIR
     from rehearsal.run import RehearsalOptions, rehearse
+    from testing.mock_preview import STACKS_DIR
 
     document = yaml.safe_load((STACKS_DIR / "Pulumi.dev.yaml").read_text())
     document["config"]["protected-vm:vault"]["encryption"] = {"keyUri": KEY_URI, "identityId": IDENTITY_ID}

@@ -19,6 +19,7 @@ from azure.core.pipeline.transport import RequestsTransport
 
 from components.config import InitialBackupSettings
 from emulator import Emulator, ManualClock
+from emulator.seeding import emulator_clock, manual_sleep, protect, vm_ids
 from protectedvm.azure_client import (
     CA_BUNDLE_ENV,
     ENDPOINT_ENV,
@@ -28,7 +29,6 @@ from protectedvm.azure_client import (
     RetrySettings,
     make_sdk_client,
 )
-from protectedvm.emulated import emulator_clock, manual_sleep, protect, vm_ids
 from protectedvm.ids import VaultRef, VmRef
 from protectedvm.verifier import InitialBackupError, InitialBackupVerifier, VmResult
 

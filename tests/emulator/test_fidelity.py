@@ -16,9 +16,9 @@ import pytest
 
 from components.config import InitialBackupSettings
 from emulator import Emulator, ManualClock
+from emulator.seeding import emulator_clock, manual_sleep, protect, vm_ids
 from emulator.throttle import ARM_LIMITS, BucketLimit, Throttle
 from protectedvm.azure_client import BackupApi, RetrySettings, make_sdk_client
-from protectedvm.emulated import emulator_clock, manual_sleep, protect, vm_ids
 from protectedvm.ids import VaultRef
 from protectedvm.verifier import InitialBackupVerifier
 

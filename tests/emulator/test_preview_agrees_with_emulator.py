@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from components.mock_preview import evaluate, load_stack_config
 from components.program import deploy
 from components.validation import ValidationError
 from emulator.policy_rules import iaas_vm_policy_problems
+from testing.mock_preview import evaluate, load_stack_config
 
 POLICY = "azure-native:recoveryservices:ProtectionPolicy"
 HOURLY: dict[str, Any] = {

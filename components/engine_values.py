@@ -5,7 +5,9 @@ resource of ours reads them the same way."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+import pulumi.dynamic as dyn
 
 
 def is_unknown(value: object) -> bool:
@@ -30,6 +32,18 @@ def has_unknown(value: object) -> bool:
     if isinstance(value, (list, tuple)):
         return any(has_unknown(v) for v in value)
     return False
+
+
+def id_failures(prop: str, value: object, parse: Callable[[str], object]) -> list[dyn.CheckFailure]:
+    """A Check failure naming ``prop`` when a known ``value`` is not the id ``parse`` accepts (its
+    ``ValueError`` says what is expected); nothing while the value is unknown."""
+    if is_unknown(value):
+        return []
+    try:
+        parse(str(value))
+    except ValueError as error:
+        return [dyn.CheckFailure(prop, str(error))]
+    return []
 
 
 #: Azure's "no such resource", as azure-native's error text carries it: the HTTP status in the

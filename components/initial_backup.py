@@ -40,7 +40,7 @@ import pulumi.dynamic as dyn
 
 from components.config import InitialBackupSettings
 from components.dynamic_pickling import pickler_restored
-from components.engine_values import has_unknown, is_unknown
+from components.engine_values import has_unknown, id_failures, is_unknown
 from components.validation import ValidationError
 
 #: Property names as the engine, the policy pack and ``pulumi stack output`` see them.
@@ -143,24 +143,13 @@ class InitialBackupProvider(dyn.ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         """Validate what is known; an unknown value (or element, or settings field) is checked
         once it is known, at ``up``. Unknowns are passed through unchanged."""
-        failures: list[dyn.CheckFailure] = []
         from protectedvm.ids import VaultRef, VmRef
 
-        vault_id = news.get(VAULT_ID)
-        if not is_unknown(vault_id):
-            try:
-                VaultRef.from_id(str(vault_id))
-            except ValueError as error:
-                failures.append(dyn.CheckFailure(VAULT_ID, str(error)))
+        failures = id_failures(VAULT_ID, news.get(VAULT_ID), VaultRef.from_id)
         vm_ids = news.get(VM_IDS)
         if isinstance(vm_ids, (list, tuple)):
             for index, vm_id in enumerate(vm_ids):
-                if is_unknown(vm_id):
-                    continue
-                try:
-                    VmRef.from_id(str(vm_id))
-                except ValueError as error:
-                    failures.append(dyn.CheckFailure(f"{VM_IDS}[{index}]", str(error)))
+                failures += id_failures(f"{VM_IDS}[{index}]", vm_id, VmRef.from_id)
         elif not is_unknown(vm_ids):
             failures.append(dyn.CheckFailure(VM_IDS, f"must be a list of VM resource ids, got {vm_ids!r}"))
         settings = news.get(SETTINGS)

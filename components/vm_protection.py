@@ -32,7 +32,7 @@ import pulumi.dynamic as dyn
 
 from components.config import DELETE_DATA, ON_REMOVE_VALUES, RETAIN_DATA
 from components.dynamic_pickling import pickler_restored
-from components.engine_values import is_unknown
+from components.engine_values import id_failures, is_unknown
 
 VAULT_ID = "vaultId"
 VM_ID = "vmId"
@@ -58,19 +58,8 @@ class VmProtectionProvider(dyn.ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> dyn.CheckResult:
         from protectedvm.ids import VaultRef, VmRef
 
-        failures: list[dyn.CheckFailure] = []
-        vm_id = news.get(VM_ID)
-        if not is_unknown(vm_id):
-            try:
-                VmRef.from_id(str(vm_id))
-            except ValueError as error:
-                failures.append(dyn.CheckFailure(VM_ID, str(error)))
-        vault_id = news.get(VAULT_ID)
-        if not is_unknown(vault_id):
-            try:
-                VaultRef.from_id(str(vault_id))
-            except ValueError as error:
-                failures.append(dyn.CheckFailure(VAULT_ID, str(error)))
+        vm_id, vault_id = news.get(VM_ID), news.get(VAULT_ID)
+        failures = id_failures(VM_ID, vm_id, VmRef.from_id) + id_failures(VAULT_ID, vault_id, VaultRef.from_id)
         on_remove = news.get(ON_REMOVE, RETAIN_DATA)
         if not is_unknown(on_remove) and on_remove not in ON_REMOVE_VALUES:
             failures.append(

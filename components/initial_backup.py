@@ -1,30 +1,12 @@
 """``InitialBackup``: one Pulumi dynamic resource per vault that triggers and proves every VM's
 first backup, and records the proof (job, status, recovery point) in stack state and outputs.
 
-Why a dynamic resource per vault, and not a resource hook or a resource per VM:
-
-* resource hooks (``after_create``) never run under ``pulumi.runtime.set_mocks`` and have no
-  outputs, so the proof could neither be tested offline nor exported nor kept in state for
-  idempotency;
-* the Python dynamic provider runs at most 4 ``create()`` calls at once (its gRPC server is a
-  ``ThreadPoolExecutor(max_workers=4)``), so 200 per-VM resources would serialise into 50 rounds of
-  one job duration each. One resource per vault triggers all its VMs concurrently and waits for them
-  in ONE batched loop (one job-list call per poll), so 200 VMs take about one job duration.
+Why one dynamic resource per vault (not a resource hook or a resource per VM), and what preview,
+create, update and delete do, is explained once, in ``docs/verification.md``.
 
 The provider is a thin wrapper over :class:`protectedvm.verifier.InitialBackupVerifier`. It lives
 in this importable module (dill pickles it by reference into state) and holds no client, lock or
 credential: everything is built per call, so the serialized provider is tiny and secret-free.
-
-Lifecycle:
-
-* **preview**: the engine only calls ``check``/``diff``; ``results`` is unknown; nothing is triggered.
-* **create**: triggers and verifies every VM; a failure/timeout fails the resource with one error
-  naming every VM (Pulumi keeps no partial state for dynamic resources, so the next ``up`` runs
-  create again -- the verifier then adopts the running or just-completed jobs instead of triggering).
-* **update** (VM list or settings changed): only VMs not yet verified are worked on; earlier results
-  are kept; removed VMs are dropped from ``results``. On failure the previous state is kept.
-* **delete**: does nothing in Azure. Recovery points belong to the vault and its retention; removing
-  this record (or a VM from the stack) must never delete backups.
 """
 
 from __future__ import annotations

@@ -4,38 +4,9 @@ This is the pure-Python core of the ``InitialBackup`` resource: no Pulumi here, 
 :class:`BackupApiLike` (normally :class:`protectedvm.azure_client.BackupApi`), an injectable clock,
 sleep and logger, so tests drive it against the emulator directly and fast.
 
-One run, for the VMs of one vault:
-
-1. **Skip** VMs whose previous result (from Pulumi state) already satisfies the verify mode, and
-   **resume** VMs whose previous result names a job that has not failed (no new trigger).
-2. **Look before triggering**: two ``backup_jobs.list`` calls per vault -- InProgress jobs of the
-   last 29 days (first backups of big VMs can run for days) and all jobs of the last
-   ``adopt_lookback`` (24 h). A VM with a running backup job adopts that job (portal "Backup now", a previous run that
-   timed out, a concurrent run). A VM whose newest backup job Completed adopts it too, and is then
-   proven exactly like our own job would be (a recovery point at or after the job's start). That is
-   what keeps a re-run from triggering again after a failed ``create()`` (dynamic providers save no
-   partial state), and is honest: the proof "a backup of this VM completed and its recovery point
-   exists" does not depend on who pressed the button. A newest job that Failed is retried.
-3. **Trigger** the rest concurrently (bounded pool, every request paced within ARM's budget by
-   :mod:`protectedvm.pacing`) while step 4 already polls the VMs triggered so far: POST, operation id
-   from ``Azure-AsyncOperation``, and no operation status GET (in mode ``none``, which never polls,
-   one). The VM's job is taken from the next batched job list: a backup of the VM running since the
-   POST. A throttled POST is retried for as long as ``timeoutMinutes`` allows.
-4. **Verify in one batched loop**, polling at a fixed cadence (every ``poll_seconds``; while the first
-   triggers are being sent from the start, then from the moment the last one was sent; however long a
-   poll's requests take; a poll that overruns a whole interval is followed at once, and the cadence
-   restarts from there): per poll, ONE paged ``backup_jobs.list`` for the whole vault (never a GET per
-   job), over the jobs started since the oldest one still running; when a VM's job completes, ONE
-   ``recovery_points.list`` for it, started while the later list pages load. A VM whose job is not in
-   that list has its operation status checked once per poll until it is, so a trigger that fails
-   asynchronously is reported with its error code, and one that collided with a running backup
-   (``UserErrorBackupOperationInProgress``) adopts it.
-5. **Settle everything, then fail once**: Failed/Cancelled jobs and timeouts are collected and raised
-   together as :class:`InitialBackupError`, after every other job settled.
-
-Requests per VM on the happy path: trigger and recovery points (2), plus O(1) list calls per poll per
-vault. A job that is not listed by the next poll (a slow or failed trigger operation) adds one
-operation status per poll until it is.
+The steps of one run (skip/resume, look before triggering, trigger, verify in one batched loop, settle
+then fail once as :class:`InitialBackupError`) and the requests they cost are explained once, in
+``docs/verification.md``; this module is their implementation.
 """
 
 from __future__ import annotations

@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from emulator import Emulator, ManualClock
 from protectedvm import azure_client
 from testing.emulator_run import emulator_credential
 
@@ -15,6 +17,14 @@ from testing.emulator_run import emulator_credential
 @pytest.fixture(autouse=True)
 def _emulator_credential(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(azure_client, "default_credential", emulator_credential)
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    """One emulator per test on a ManualClock, backup jobs lasting 60 s. A test module that needs other
+    settings (job duration, page size, endpoint variables, module scope) defines its own ``emu``."""
+    with Emulator(job_duration=60.0, clock=ManualClock()) as running:
+        yield running
 
 
 

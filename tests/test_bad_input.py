@@ -30,9 +30,9 @@ from protectedvm.ids import VaultRef, VmRef
 from protectedvm.verifier import InitialBackupError, InitialBackupVerifier, VmResult
 from rehearsal.run import RehearsalOptions, rehearse
 from testing.mock_preview import RecordingMocks, evaluate, load_stack_config
+from tests.helpers import SUB
 
 NS = "protected-vm"
-SUB = "11111111-2222-3333-4444-555555555555"
 VM = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-01"
 VAULT_ID = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv-test"
 VALID: dict[str, Any] = {

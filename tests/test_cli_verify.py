@@ -23,8 +23,8 @@ from protectedvm.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNHEALTHY, build_parse
 from protectedvm.health import check_all, load_protected_vms
 from protectedvm.ids import VaultRef, VmRef
 from protectedvm.verifier import InitialBackupVerifier
+from tests.helpers import SUB
 
-SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = VaultRef(SUB, "rg-backup", "rsv-test")
 ROOT = Path(__file__).resolve().parent.parent
 

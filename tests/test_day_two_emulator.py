@@ -4,7 +4,6 @@ do in Azure, driven by the real VmProtection/VaultLock provider code (issue 13).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,24 +13,18 @@ from pulumi.runtime import rpc
 
 from components.vault_lock import VaultLockProvider
 from components.vm_protection import PreflightError, VmProtectionProvider
-from emulator import Emulator, ManualClock
+from emulator import Emulator
 from emulator.seeding import protect
 from protectedvm.azure_client import BackupApi
 from protectedvm.ids import VaultRef, VmRef
+from tests.helpers import SUB
 
-SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = VaultRef(SUB, "rg-backup", "rsv-prod")
 OTHER = VaultRef(SUB, "rg-backup", "rsv-other")
 
 
 def vm_id(name: str, rg: str = "rg-app") -> str:
     return f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(clock=ManualClock(), job_duration=60.0) as running:
-        yield running
 
 
 def secure_vault(emu: Emulator, vault: VaultRef = VAULT, immutability: str = "Unlocked") -> None:

@@ -28,9 +28,9 @@ from emulator import Emulator, StaticTokenCredential
 from emulator.seeding import protect
 from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi, make_sdk_client
 from protectedvm.ids import VaultRef
+from tests.helpers import SUB
 from tests.provider_host import ProviderHost
 
-SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = VaultRef(SUB, "rg-backup", "rsv-day2-host")
 OTHER = VaultRef(SUB, "rg-backup", "rsv-day2-other")
 PROTECTION_URN = (

@@ -20,9 +20,9 @@ from components.urn_replay import Outcome, Registration, match_against, recordin
 from components.validation import ValidationError
 from policies.runner import load_env_config, run_policies
 from testing.mock_preview import RecordingMocks, evaluate, evaluate_stack, load_stack_config
+from tests.helpers import SUB
 
 FIXTURES = Path(__file__).parent / "fixtures" / "urns"
-SUB = "11111111-2222-3333-4444-555555555555"
 ITEM = "azure-native:recoveryservices:ProtectedItem"
 VAULT = "azure-native:recoveryservices:Vault"
 PROTECTION = "pulumi-python:dynamic/protectedvm:VmProtection"

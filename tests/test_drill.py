@@ -31,8 +31,8 @@ from protectedvm.drill import (
 )
 from protectedvm.health import ProtectedVmEntry
 from protectedvm.ids import VaultRef, VmRef
+from tests.helpers import SUB
 
-SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = VaultRef(SUB, "rg-backup", "rsv-test")
 STAGING_RG = "rg-drill"
 STORAGE = f"/subscriptions/{SUB}/resourceGroups/{STAGING_RG}/providers/Microsoft.Storage/storageAccounts/stdrill"

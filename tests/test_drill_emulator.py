@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from emulator import Emulator, ManualClock
+from emulator import Emulator
 from emulator.seeding import item_path, protect, vm_ids, with_recovery_points
 from protectedvm.ids import VaultRef, VmRef
+from tests.helpers import SUB
 
 EXAMPLES = Path(__file__).resolve().parent / "emulator" / "examples" / "restore"
-SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = VaultRef(SUB, "rg-backup", "rsv-test")
 STAGING = f"/subscriptions/{SUB}/resourceGroups/rg-drill"
 API = "api-version=2025-02-01"
@@ -26,12 +25,6 @@ DISKS_API = "api-version=2024-03-02"
 def example(name: str) -> dict[str, Any]:
     document: dict[str, Any] = json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
     return document
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(job_duration=60.0, clock=ManualClock()) as running:
-        yield running
 
 
 @pytest.fixture

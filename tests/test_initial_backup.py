@@ -24,8 +24,8 @@ from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi, Ret
 from protectedvm.ids import VaultRef
 from protectedvm.verifier import InitialBackupError
 from testing.mock_preview import evaluate
+from tests.helpers import SUB
 
-SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = VaultRef(SUB, "rg-backup", "rsv-test")
 FAST = RetrySettings(sdk_total=5, backoff_factor=0.01, backoff_max=0.05, max_retry_after=5.0, trigger_attempts=4)
 RESULT_KEYS = {

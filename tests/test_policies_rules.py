@@ -32,8 +32,8 @@ from policies.thresholds import (
     ScheduleRequirements,
     VaultRequirements,
 )
+from tests.helpers import SUB
 
-SUB = "11111111-2222-3333-4444-555555555555"
 VM_ID = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-01"
 VAULT_ID = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv-prod"
 POLICY_ID = f"{VAULT_ID}/backupPolicies/pol-prod"

@@ -14,11 +14,11 @@ from components.program import deploy, resource_name
 from components.protected_vm import ProtectedVM
 from components.validation import ValidationError
 from testing.mock_preview import Plan, RecordingMocks, evaluate, evaluate_stack, load_stack_config
+from tests.helpers import SUB
 
 VAULT = "azure-native:recoveryservices:Vault"
 POLICY = "azure-native:recoveryservices:ProtectionPolicy"
 ITEM = "azure-native:recoveryservices:ProtectedItem"
-SUB = "11111111-2222-3333-4444-555555555555"
 
 
 def vm_id(name: str, rg: str = "rg-app") -> str:

@@ -23,9 +23,9 @@ from emulator import Emulator, StaticTokenCredential
 from emulator.seeding import protect, vm_ids
 from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi, make_sdk_client
 from protectedvm.ids import VaultRef, VmRef
+from tests.helpers import SUB
 from tests.provider_host import ProviderHost
 
-SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = VaultRef(SUB, "rg-backup", "rsv-host")
 URN = f"urn:pulumi:dev::protected-vm::{TYPE_TOKEN}::initial-backup"
 SETTINGS = InitialBackupSettings(verify="completed", retain_days=30, timeout_minutes=5, poll_seconds=5).to_dict()

@@ -18,8 +18,8 @@ from components.validation import (
     parse_vault_id,
     parse_vm_id,
 )
+from tests.helpers import SUB
 
-SUB = "11111111-2222-3333-4444-555555555555"
 VM = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm-web-01"
 VAULT: dict[str, Any] = {"name": "rsv-test", "resourceGroup": "rg-backup"}
 POLICY_V1: dict[str, Any] = {

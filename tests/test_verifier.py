@@ -31,8 +31,8 @@ from protectedvm.azure_client import (
 )
 from protectedvm.ids import VaultRef, VmRef
 from protectedvm.verifier import InitialBackupError, InitialBackupVerifier, VmResult
+from tests.helpers import SUB
 
-SUB = "11111111-2222-3333-4444-555555555555"
 VAULT = VaultRef(SUB, "rg-backup", "rsv-test")
 JOB_SECONDS = 120.0
 POLL = 30

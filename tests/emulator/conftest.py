@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from emulator import Emulator, ManualClock
+from tests.helpers import SUB
 
-SUB = "11111111-2222-3333-4444-555555555555"
 VAULT_RG = "rg-backup"
 VAULT = "rsv-prod"
 VM_RG = "rg-app"

@@ -26,7 +26,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	venv/bin/ruff check .
-	venv/bin/mypy components protectedvm emulator policies rehearsal bench testing
+	venv/bin/mypy components protectedvm emulator policies rehearsal bench testing tests
 
 bench: $(STAMP)
 	$(PY) bench/verify_scale.py --smoke

@@ -334,16 +334,10 @@ def test_rehearsal_exits_2_on_an_unknown_top_level_key(tmp_path: Path) -> None:
     )
 
 
-class _Out:
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> int:
-        self.text += text
-        return len(text)
-
-    def flush(self) -> None:
-        pass
+class _Out(io.StringIO):
+    @property
+    def text(self) -> str:
+        return self.getvalue()
 
 
 # --- 4. fuzz: random shapes and types never raise anything but ValidationError -----------------

@@ -14,7 +14,7 @@ from pulumi.runtime import rpc
 from components.vault_lock import VaultLockProvider
 from components.vm_protection import PreflightError, VmProtectionProvider
 from emulator import Emulator
-from emulator.seeding import protect
+from emulator.seeding import manual_sleep, protect
 from protectedvm.azure_client import BackupApi
 from protectedvm.ids import VaultRef, VmRef
 from tests.helpers import SUB
@@ -41,14 +41,14 @@ def secure_vault(emu: Emulator, vault: VaultRef = VAULT, immutability: str = "Un
 
 
 def api(emu: Emulator, vault: VaultRef = VAULT) -> BackupApi:
-    return BackupApi(emu.client(SUB), vault, sleep=lambda seconds: emu.clock.advance(seconds))
+    return BackupApi(emu.client(SUB), vault, sleep=manual_sleep(emu))
 
 
 def protected_with_a_point(emu: Emulator, name: str = "web01") -> VmRef:
     secure_vault(emu)
     (vm,) = protect(emu, VAULT, [vm_id(name)])
     emu.state.start_job(name)
-    emu.clock.advance(120)
+    manual_sleep(emu)(120)
     return vm
 
 
@@ -136,7 +136,7 @@ def test_re_adding_a_soft_deleted_vm_undeletes_it_and_resumes_protection_with_it
     assert props["protectionState"] == "Protected" and "isScheduledForDeferredDelete" not in props
     assert points(emu, vm) == 1
     emu.state.start_job("web01")  # and backups run again
-    emu.clock.advance(120)
+    manual_sleep(emu)(120)
     assert points(emu, vm) == 2
 
 

@@ -345,7 +345,7 @@ def test_registering_day_two_resources_leaves_the_pickler_as_it_was() -> None:
     from components.vault_lock import VaultLock
     from components.vm_protection import VmProtection, VmProtectionProvider
 
-    pickler: Any = pickle._Pickler  # type: ignore[attr-defined]
+    pickler: Any = pickle._Pickler
     before = pickler._batch_setitems
 
     def program() -> None:

@@ -13,10 +13,12 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from emulator import Emulator, ManualClock
+from emulator.compute import Disk
 from emulator.seeding import emulator_clock, manual_sleep, protect, vm_ids, with_recovery_points
 from protectedvm.azure_client import BackupApi, ComputeApi, make_sdk_client
 from protectedvm.cli import build_parser
@@ -205,8 +207,8 @@ def test_a_disk_whose_tag_changed_is_not_deleted(env: Drilled) -> None:
     compute = env.emu.state.compute
     original = compute.patch_disk
 
-    def retag(subscription: str, group: str, name: str, body: dict[str, object]) -> object:
-        disk = original(subscription, group, name, body)
+    def retag(subscription: str, resource_group: str, name: str, body: dict[str, Any]) -> Disk:
+        disk = original(subscription, resource_group, name, body)
         if name.startswith("vm001_OsDisk"):
             disk.tags = {**disk.tags, DRILL_TAG: "someone-else"}
         return disk

@@ -51,7 +51,7 @@ def test_pyproject_installs_the_components_and_the_azure_side_with_requirements_
     from protectedvm.cli import build_parser
 
     choices = next(a for a in build_parser()._actions if a.dest == "command").choices
-    assert set(choices) == {"verify", "drill"}
+    assert choices is not None and set(choices) == {"verify", "drill"}
 
 
 def test_standalone_protected_vm_registers_its_own_initial_backup_after_its_item() -> None:

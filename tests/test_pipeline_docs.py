@@ -68,7 +68,7 @@ def substitute(value: Any, bindings: dict[str, str], pattern: re.Pattern[str] = 
     return value
 
 
-def gh_triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+def gh_triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
     # YAML 1.1 (PyYAML) reads the bare key `on` as the boolean True.
     triggers = workflow.get("on", workflow.get(True))
     assert isinstance(triggers, dict), "the workflow has no `on:` mapping"

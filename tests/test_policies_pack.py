@@ -279,7 +279,7 @@ def test_prod_with_seven_day_daily_retention_is_blocked_on_the_policy_and_every_
         PROD_DAILY_MESSAGE,
     )
     coverage = [v for v in violations if v.policy == COVERAGE_POLICY]
-    assert sorted(v.resource_name for v in coverage) == [
+    assert sorted(str(v.resource_name) for v in coverage) == [
         "rg-app-prod-vm-api-prod-01-item",
         "rg-app-prod-vm-web-prod-01-item",
         "rg-app-prod-vm-web-prod-02-item",

@@ -500,7 +500,9 @@ def test_an_alert_processing_rule_on_the_vaults_resource_group_routes_its_alerts
     )
     req = OperationsRequirements(require_delete_lock=False, require_alert_routing=True)
     assert vault_operations_problems([VAULT, rule], req) == []
-    off = {"properties": {**rule.props["properties"], "enabled": False}}
+    properties = rule.props["properties"]
+    assert isinstance(properties, dict)
+    off = {"properties": {**properties, "enabled": False}}
     disabled = StackResource(rule.type, rule.name, rule.urn, off)
     assert len(vault_operations_problems([VAULT, disabled], req)) == 1
 

@@ -138,7 +138,8 @@ def test_protecting_an_unknown_vm_is_an_arm_404(env: Env) -> None:
     with pytest.raises(ResourceNotFoundError) as err:
         env.protect("ghost")
     assert err.value.error is not None and err.value.error.code == "ResourceNotFound"
-    assert "ghost" in err.value.error.message
+    message = err.value.error.message
+    assert message is not None and "ghost" in message
 
 
 def test_protecting_with_a_malformed_container_name_is_rejected(env: Env) -> None:

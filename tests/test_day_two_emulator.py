@@ -62,7 +62,8 @@ def points(emu: Emulator, vm: VmRef) -> int:
     return len(api(emu).recovery_points(vm))
 
 
-def resume(emu: Emulator, vm: VmRef) -> None:
+def resume(emu: Emulator, vm: VmRef, policy: str = "DefaultPolicy") -> None:
+    """The ProtectedItem PUT with a policy: it protects, resumes, or moves the item to ``policy``."""
     emu.client(SUB).protected_items.begin_create_or_update(
         VAULT.name,
         VAULT.resource_group,
@@ -73,7 +74,7 @@ def resume(emu: Emulator, vm: VmRef) -> None:
             "properties": {
                 "protectedItemType": "Microsoft.Compute/virtualMachines",
                 "sourceResourceId": vm.vm_id,
-                "policyId": f"{VAULT.id}/backupPolicies/DefaultPolicy",
+                "policyId": f"{VAULT.id}/backupPolicies/{policy}",
             }
         },
     ).result()
@@ -363,20 +364,7 @@ def test_changing_an_items_policy_is_an_in_place_put(emu: Emulator) -> None:
             "properties"
         ]},
     )
-    emu.client(SUB).protected_items.begin_create_or_update(
-        VAULT.name,
-        VAULT.resource_group,
-        "Azure",
-        vm.container_name,
-        vm.protected_item_name,
-        {
-            "properties": {
-                "protectedItemType": "Microsoft.Compute/virtualMachines",
-                "sourceResourceId": vm.vm_id,
-                "policyId": f"{VAULT.id}/backupPolicies/gold",
-            }
-        },
-    ).result()
+    resume(emu, vm, policy="gold")
     props = item(emu, vm)
     assert props["policyId"].endswith("/backupPolicies/gold")
     assert props["protectionState"] == "Protected" and points(emu, vm) == 1

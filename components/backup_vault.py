@@ -8,8 +8,6 @@ The arg builders are pure functions so the offline rehearsal can print the exact
 the tests can assert on them without the engine.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NotRequired, TypedDict
 
@@ -310,7 +308,7 @@ class BackupVault(pulumi.ComponentResource):
     def verify_initial_backups(
         self,
         name: str,
-        protected_vms: Sequence[ProtectedVM],
+        protected_vms: Sequence["ProtectedVM"],
         settings: InitialBackupSettings | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> InitialBackup | None:

@@ -300,7 +300,7 @@ def test_initial_backup_settings_with_a_shared_vault_are_refused_before_registra
     with pytest.raises(ValueError) as error:
         evaluate(program, {}, mocks=mocks)
     assert str(error.value) == (
-        "ProtectedVM 'web-01': initial_backup is for a ProtectedVM with its own vault; with backup_vault, "
+        "ProtectedVM 'web-01': initial_backup is for a ProtectedVM with its own vault; with a shared vault, "
         "pass the settings to backup_vault.verify_initial_backups (one proof per shared vault)"
     )
     assert [r.type for r in mocks.resources if "ProtectedVM" in r.type or r.type == ITEM] == []

@@ -321,7 +321,8 @@ class BackupVault(pulumi.ComponentResource):
         ``opts`` are merged with the dependency on every item. None when there is no VM."""
         if not protected_vms:
             return None
-        foreign = [vm for vm in protected_vms if vm.backup_vault is not self]
+        # Joined by this object, or by this vault's own vault_id output (a ProtectedVM given vault_id).
+        foreign = [vm for vm in protected_vms if vm.backup_vault is not self and vm.vault_id is not self.vault_id]
         if foreign:
             names = ", ".join(vm.target.name for vm in foreign)
             raise ValueError(

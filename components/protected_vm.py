@@ -212,7 +212,9 @@ class ProtectedVM(pulumi.ComponentResource):
             vault_location = backup_vault.location
             policy_id = args.get("policy_id") or backup_vault.policy_id
         else:
-            vault_id = pulumi.Output.from_input(cast(pulumi.Input[str], shared_id))
+            # The very Output when one is given: BackupVault.verify_initial_backups recognises its own.
+            given_id = cast(pulumi.Input[str], shared_id)
+            vault_id = given_id if isinstance(given_id, pulumi.Output) else pulumi.Output.from_input(given_id)
             vault_ref = vault_id.apply(lambda vid: parse_vault_id(vid, "vault_id"))
             vault_name = vault_ref.apply(lambda ref: ref.name)
             resource_group = vault_ref.apply(lambda ref: ref.resource_group)

@@ -42,7 +42,8 @@ from components.config import (
     _parse_vault,
     _section,
 )
-from components.validation import ValidationError, as_count
+from components.initial_backup import InitialBackup, InitialBackupArgs
+from components.validation import ValidationError, as_count, check_vm_id
 
 #: The package name: the first part of every type token (``protected-vm:index:ProtectedVM``),
 #: which existing stacks' URNs already carry.
@@ -387,7 +388,8 @@ class ProtectedVMArgs(TypedDict):
     """Settings of the component's own policy; with ``vault``."""
     initial_backup: NotRequired[InitialBackupConfig]
     """How the own vault proves the first backup (after the item). Absent: trigger it and wait for
-    the completed job and its recovery point, at most 120 minutes. Refused with ``vaultId``."""
+    the completed job and its recovery point, at most 120 minutes. Refused with ``vaultId``: a
+    shared vault proves its VMs together (``VaultInitialBackup``)."""
     location: NotRequired[str]
     """Region of the own vault when ``vault.location`` is empty. Absent: ``azure-native:location``."""
     tags: NotRequired[dict[str, str]]
@@ -426,7 +428,7 @@ class ProtectedVM(protected_vm.ProtectedVM):
     """The proof of the first backup, by lower-cased VM id: ``{vmName, jobId, status,
     recoveryPointId, recoveryPointTime, durationSeconds, triggeredAt, adopted}`` (unknown at
     preview). Only with the component's own vault; absent with a shared one, whose proof is the
-    vault's (``BackupVault.verify_initial_backups``)."""
+    vault's (``BackupVault.verify_initial_backups``, or a ``VaultInitialBackup`` of the package)."""
 
     def __init__(self, name: str, args: ProtectedVMArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         parsed = parse_args(
@@ -458,8 +460,65 @@ class ProtectedVM(protected_vm.ProtectedVM):
         super().__init__(name, python_args, opts)
 
 
+class VaultInitialBackupArgs(TypedDict):
+    """Inputs of :class:`VaultInitialBackup`."""
+
+    vault_id: pulumi.Input[str]
+    """Resource id of the shared vault (a BackupVault's ``vaultId``)."""
+    vm_ids: list[str]
+    """Resource ids of the VMs whose first backup is triggered and proved, each protected in that
+    vault by a ProtectedVM."""
+    protected_item_ids: list[pulumi.Input[str]]
+    """Those ProtectedVMs' ``protectedItemId`` outputs: the proof waits for these backup items (an
+    output carries the resource that makes it, so the engine registers the proof after them)."""
+    initial_backup: NotRequired[InitialBackupConfig]
+    """How the first backups are proved. Absent: trigger them and wait for every completed job
+    and its recovery point, at most 120 minutes."""
+
+
+class VaultInitialBackup(pulumi.ComponentResource):
+    """The proof of the first backup of every VM a shared vault protects, in one batched loop (one
+    job list per poll for the vault): what ``BackupVault.verify_initial_backups`` registers for a
+    Python program, for programs that join the vault by its ids. One per vault: the provider runs
+    at most 4 proofs at once, so one per VM would queue."""
+
+    vault_id: pulumi.Output[str]
+    """Resource id of the vault."""
+    vm_ids: pulumi.Output[list[str]]
+    """Resource ids of the VMs proved."""
+    initial_backups: pulumi.Output[dict[str, Any]]
+    """The proof, by lower-cased VM id: ``{vmName, jobId, status, recoveryPointId,
+    recoveryPointTime, durationSeconds, triggeredAt, adopted}`` (unknown at preview)."""
+
+    def __init__(self, name: str, args: VaultInitialBackupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        parsed = parse_args(initial_backup=args.get("initial_backup"))
+        problems = [
+            problem
+            for index, vm in enumerate(args["vm_ids"])
+            for problem in check_vm_id(vm, f"vmIds[{index}]")
+        ]
+        if not args["vm_ids"]:
+            problems.append("vmIds is empty: name the VMs whose first backup the vault proves")
+        if problems:
+            raise ValidationError(problems)
+        super().__init__("protected-vm:index:VaultInitialBackup", name, None, opts)
+        # The vault id, resolved only once every item exists: the proof's dependency on the items.
+        after_items = pulumi.Output.all(args["vault_id"], *args["protected_item_ids"])
+        proof_args: InitialBackupArgs = {
+            "vault_id": after_items.apply(lambda ids: str(ids[0])),
+            "vm_ids": list(args["vm_ids"]),
+        }
+        if parsed.initial_backup is not None:
+            proof_args["settings"] = parsed.initial_backup
+        self.proof = InitialBackup(name, proof_args, opts=pulumi.ResourceOptions(parent=self))
+        self.vault_id = pulumi.Output.from_input(args["vault_id"])
+        self.vm_ids = pulumi.Output.from_input(list(args["vm_ids"]))
+        self.initial_backups = self.proof.results
+        self.register_outputs({"vaultId": self.vault_id, "vmIds": self.vm_ids, "initialBackups": self.initial_backups})
+
+
 #: What the package hosts, in schema order.
-COMPONENTS: list[type[pulumi.ComponentResource]] = [BackupVault, ProtectedVM]
+COMPONENTS: list[type[pulumi.ComponentResource]] = [BackupVault, ProtectedVM, VaultInitialBackup]
 
 
 def package_version() -> str:

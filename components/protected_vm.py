@@ -166,7 +166,7 @@ class ProtectedVM(pulumi.ComponentResource):
     """The proof of the first backup, by lower-cased VM id: ``{vmName, jobId, status,
     recoveryPointId, recoveryPointTime, durationSeconds, triggeredAt, adopted}`` (unknown at
     preview). Only with the component's own vault; absent with a shared one, whose proof is the
-    vault's (``BackupVault.verify_initial_backups``)."""
+    vault's (``BackupVault.verify_initial_backups``, or a ``VaultInitialBackup`` of the package)."""
 
     def __init__(self, name: str, args: ProtectedVMArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Validate before registering anything, so bad input leaves nothing half-created.

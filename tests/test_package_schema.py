@@ -71,7 +71,11 @@ def table(properties: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
 
 def test_the_schema_names_the_package_and_the_types_existing_urns_carry(schema: dict[str, Any]) -> None:
     assert (schema["name"], schema["version"]) == ("protected-vm", package.package_version())
-    assert list(schema["resources"]) == ["protected-vm:index:BackupVault", "protected-vm:index:ProtectedVM"]
+    assert list(schema["resources"]) == [
+        "protected-vm:index:BackupVault",
+        "protected-vm:index:ProtectedVM",
+        "protected-vm:index:VaultInitialBackup",
+    ]
     assert all(r["isComponent"] for r in schema["resources"].values())
 
 
@@ -122,6 +126,17 @@ def test_every_input_and_output_of_the_components_has_its_type(schema: dict[str,
     }
     # initialBackups exists only with the component's own vault.
     assert vm["required"] == sorted(set(vm["properties"]) - {"initialBackups"})
+
+    proof = schema["resources"]["protected-vm:index:VaultInitialBackup"]
+    assert table(proof["inputProperties"]) == {
+        "vaultId": "string",
+        "vmIds": "plain list<plain string>",
+        "protectedItemIds": "plain list<string>",
+        "initialBackup": "plain InitialBackupConfig",
+    }
+    assert proof["requiredInputs"] == ["protectedItemIds", "vaultId", "vmIds"]
+    assert table(proof["properties"]) == {"vaultId": "string", "vmIds": "list<string>", "initialBackups": "map<any>"}
+    assert proof["required"] == ["initialBackups", "vaultId", "vmIds"]
 
 
 def test_every_settings_type_has_its_property_types(schema: dict[str, Any]) -> None:
@@ -431,6 +446,7 @@ def test_the_typescript_example_uses_only_what_the_schema_has(schema: dict[str, 
         ("shared", "BackupVault"),
         ("web01", "ProtectedVM"),
         ("db01", "ProtectedVM"),
+        ("sharedProof", "VaultInitialBackup"),
     ]
     problems = []
     for variable, token, args in calls:
@@ -444,7 +460,7 @@ def test_the_typescript_example_uses_only_what_the_schema_has(schema: dict[str, 
         if ref.output not in schema["resources"][types_of[ref.resource]]["properties"]
     ]
     assert problems == []
-    assert len(exported) == 5
+    assert len(exported) == 6
 
 
 YAML_REF = re.compile(r"^\$\{([\w-]+)\.(\w+)\}$")
@@ -545,13 +561,21 @@ def construct_yaml_example(mocks: RecordingMocks) -> dict[str, Any]:
 def test_the_yaml_example_constructs_through_the_provider_with_its_proof_and_shared_vault() -> None:
     mocks = RecordingMocks()
     states = construct_yaml_example(mocks)
-    assert set(states) == {"app-01", "backup", "web-01"}
+    assert set(states) == {"app-01", "backup", "web-01", "initial-backup"}
     assert set(states["app-01"]) == set(package.schema()["resources"]["protected-vm:index:ProtectedVM"]["properties"])
     assert "initialBackups" not in states["web-01"]
     proofs = [r for r in mocks.resources if r.type == TYPE_TOKEN]
-    app_vm = vm_id("app-01", sub=EXAMPLE_SUB)
-    assert [(p.name, p.inputs["vmIds"]) for p in proofs] == [("app-01-initial-backup", [app_vm])]
-    [_, shared_policy] = [r for r in mocks.resources if r.type == POLICY]
+    app_vm, web_vm = vm_id("app-01", sub=EXAMPLE_SUB), vm_id("web-01", "rg-web", EXAMPLE_SUB)
+    assert {p.name: p.inputs["vmIds"] for p in proofs} == {
+        "app-01-initial-backup": [app_vm],
+        "initial-backup": [web_vm],
+    }
+    shared_vault = next(r for r in mocks.resources if r.type == VAULT and r.name == "backup-vault")
+    assert next(p for p in proofs if p.name == "initial-backup").inputs["vaultId"] == shared_vault.id
+    # Registered once the item it waits for exists.
+    order = [(r.type, r.name) for r in mocks.resources]
+    assert order.index((ITEM, "web-01-item")) < order.index((TYPE_TOKEN, "initial-backup"))
+    shared_policy = next(r for r in mocks.resources if r.type == POLICY and r.name == "backup-policy")
     assert shared_policy.inputs["properties"]["schedulePolicy"]["hourlySchedule"] == {
         "interval": 4,
         "scheduleWindowDuration": 12,

@@ -40,7 +40,19 @@ const db01 = new protectedVm.ProtectedVM("db-01", {
     onRemove: "retainData",
 });
 
+// The shared vault proves its VMs' first backups together, once their items exist.
+const sharedProof = new protectedVm.VaultInitialBackup("initial-backup", {
+    vaultId: shared.vaultId,
+    vmIds: [
+        `/subscriptions/${sub}/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/web-01`,
+        `/subscriptions/${sub}/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/db-01`,
+    ],
+    protectedItemIds: [web01.protectedItemId, db01.protectedItemId],
+    initialBackup: { verify: "completed", pollSeconds: 60 },
+});
+
 export const appItemId = app.protectedItemId;
 export const appProof = app.initialBackups;
 export const sharedVault = shared.vaultName;
 export const webItems = [web01.protectedItemName, db01.protectedItemName];
+export const sharedProofs = sharedProof.initialBackups;

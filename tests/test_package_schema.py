@@ -683,6 +683,21 @@ def test_a_vault_id_without_a_policy_id_is_refused_before_registration() -> None
 # --- the plugin as the engine starts it ----------------------------------------------------------
 
 
+def test_the_plugin_directory_is_a_python_source_plugin_that_installs_this_repository() -> None:
+    """``pulumi package add .../provider`` reads the runtime here, creates ``provider/venv`` and runs
+    ``pip install -r requirements.txt`` in this directory (pulumi ``sdk/python/toolchain/pip.go``:
+    ``pipCmd.Dir = cwd``), so ``..`` is this repository, distributed under the package's name."""
+    import tomllib
+
+    plugin = ROOT / "provider"
+    assert yaml.safe_load((plugin / "PulumiPlugin.yaml").read_text()) == {"runtime": "python"}
+    lines = [line for line in (plugin / "requirements.txt").read_text().splitlines() if not line.startswith("#")]
+    assert lines == [".."]
+    project = tomllib.loads(((plugin / "..").resolve() / "pyproject.toml").read_text())["project"]
+    assert (project["name"], project["version"]) == (package.PACKAGE_NAME, package.package_version())
+    assert "from components.package import main" in (plugin / "__main__.py").read_text()
+
+
 @pytest.mark.host
 def test_the_plugin_entry_serves_the_schema_over_grpc(tmp_path: Path, schema: dict[str, Any]) -> None:
     """``python <repo>/provider <engine address>`` (what the Python language host runs for a

@@ -24,8 +24,10 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 from components import backup_vault, config, package, protected_vm, vault_operations
 from components.initial_backup import TYPE_TOKEN
 from components.validation import ValidationError
-from testing.mock_preview import Plan, RecordingMocks, evaluate
+from testing.mock_preview import MOCK_SUBSCRIPTION, Plan, RecordingMocks, evaluate
+from tests.component_host import FakeEngine
 from tests.helpers import SUB
+from tests.provider_host import deserialize, serialize
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
@@ -698,34 +700,104 @@ def test_the_plugin_directory_is_a_python_source_plugin_that_installs_this_repos
     assert "from components.package import main" in (plugin / "__main__.py").read_text()
 
 
-@pytest.mark.host
-def test_the_plugin_entry_serves_the_schema_over_grpc(tmp_path: Path, schema: dict[str, Any]) -> None:
-    """``python <repo>/provider <engine address>`` (what the Python language host runs for a
-    source-based plugin), from a consumer's directory with the repository on PYTHONPATH as an
-    installed package would be: it prints its port and answers GetSchema with the schema above."""
-    import json
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, FakeEngine]]:
+    """``python <repo>/provider <engine address>``, what the Python language host runs for a
+    source-based plugin, from a consumer's directory with the repository on PYTHONPATH as an
+    installed package would be; the engine and resource monitor it talks to are
+    :class:`tests.component_host.FakeEngine`'s."""
     import os
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-u", str(ROOT / "provider"), "127.0.0.1:1"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        port = process.stdout.readline().decode().strip()
-        assert port.isdigit(), process.stderr.read().decode() if process.stderr else port
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            grpc.channel_ready_future(channel).result(timeout=30)
-            stub = provider_pb2_grpc.ResourceProviderStub(channel)
-            served = json.loads(stub.GetSchema(provider_pb2.GetSchemaRequest(version=0), timeout=30).schema)
-    finally:
-        process.kill()
-        process.wait(timeout=30)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+    with FakeEngine(project="team-app", stack="dev") as engine:
+        process = subprocess.Popen(
+            [sys.executable, "-u", str(ROOT / "provider"), engine.address],
+            cwd=tmp_path_factory.mktemp("team-app"),
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert process.stdout is not None
+            port = process.stdout.readline().decode().strip()
+            assert port.isdigit(), process.stderr.read().decode() if process.stderr else port
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                grpc.channel_ready_future(channel).result(timeout=30)
+                yield provider_pb2_grpc.ResourceProviderStub(channel), engine
+        finally:
+            process.kill()
+            process.wait(timeout=30)
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+@pytest.mark.host
+def test_the_plugin_serves_the_schema_over_grpc(plugin: tuple[Any, FakeEngine], schema: dict[str, Any]) -> None:
+    import json
+
+    stub, _ = plugin
+    served = json.loads(stub.GetSchema(provider_pb2.GetSchemaRequest(version=0), timeout=30).schema)
     assert served == schema
+
+
+def construct(stub: Any, engine: FakeEngine, token: str, name: str, inputs: dict[str, Any]) -> Any:
+    """A Construct call as the engine makes it for a component in a consumer's program."""
+    request = provider_pb2.ConstructRequest(
+        project="team-app",
+        stack="dev",
+        dryRun=False,
+        parallel=4,
+        monitorEndpoint=engine.address,
+        type=token,
+        name=name,
+        inputs=serialize(inputs),
+    )
+    return stub.Construct(request, timeout=120)
+
+
+@pytest.mark.host
+def test_the_plugin_constructs_a_protected_vm_with_its_own_vault_and_proof_over_grpc(
+    plugin: tuple[Any, FakeEngine],
+) -> None:
+    stub, engine = plugin
+    app = yaml_example()["resources"]["app-01"]["properties"]
+    response = construct(stub, engine, "protected-vm:index:ProtectedVM", "app-01", app)
+    assert response.urn == "urn:pulumi:dev::team-app::protected-vm:index:ProtectedVM::app-01"
+    state = deserialize(response.state)
+    item_id = (
+        f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/rg-app-backup/providers/"
+        "Microsoft.RecoveryServices/vaults/rsv-app/backupFabrics/Azure/protectionContainers/"
+        "iaasvmcontainer;iaasvmcontainerv2;rg-app;app-01/protectedItems/vm;iaasvmcontainerv2;rg-app;app-01"
+    )
+    assert (state["vmName"], state["vaultName"], state["policyName"], state["protectedItemId"]) == (
+        "app-01",
+        "rsv-app",
+        "daily-30",
+        item_id,
+    )
+    registered = {(r.type, r.name): r for r in engine.mocks.resources}
+    assert set(registered) >= {
+        ("protected-vm:index:ProtectedVM", "app-01"),
+        ("protected-vm:index:BackupVault", "app-01-backup"),
+        (VAULT, "app-01-backup-vault"),
+        (POLICY, "app-01-backup-policy"),
+        (ITEM, "app-01-item"),
+        (TYPE_TOKEN, "app-01-initial-backup"),
+    }
+    # The retention arrived as the engine sends numbers (30.0) and was read as the whole number 30.
+    retention = registered[(POLICY, "app-01-backup-policy")].inputs["properties"]["retentionPolicy"]
+    assert retention["dailySchedule"]["retentionDuration"] == {"count": 30, "durationType": "Days"}
+    assert registered[(TYPE_TOKEN, "app-01-initial-backup")].inputs["vmIds"] == [
+        vm_id("app-01", sub=EXAMPLE_SUB)
+    ]
+
+
+@pytest.mark.host
+def test_the_plugin_refuses_bad_settings_over_grpc_naming_them(plugin: tuple[Any, FakeEngine]) -> None:
+    stub, engine = plugin
+    before = len(engine.mocks.resources)
+    args = {"vmId": vm_id("bad"), "vault": {"name": "rsv-bad", "resourceGroup": "rg"}, "policy": {"name": "p"}}
+    with pytest.raises(grpc.RpcError) as error:
+        construct(stub, engine, "protected-vm:index:ProtectedVM", "bad", args)
+    assert "policy.retention.daily is required with a Daily schedule" in str(error.value.details())
+    assert engine.mocks.resources[before:] == []

@@ -463,6 +463,11 @@ def test_the_typescript_example_uses_only_what_the_schema_has(schema: dict[str, 
     ]
     assert problems == []
     assert len(exported) == 6
+    # And the settings pass the stack file's parser: the example would preview.
+    for _variable, _token, args in calls:
+        settings = {key: unwrap(args[key]) for key in ("vault", "policy", "disks") if key in args}
+        initial, removal = unwrap(args.get("initialBackup")), unwrap(args.get("onRemove"))
+        package.parse_args(**settings, initial_backup=initial, on_remove=removal)
 
 
 YAML_REF = re.compile(r"^\$\{([\w-]+)\.(\w+)\}$")

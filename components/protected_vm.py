@@ -184,6 +184,8 @@ class ProtectedVM(pulumi.ComponentResource):
             )
         if shared_id is not None and args.get("policy_id") is None:
             raise ValueError(f"ProtectedVM {name!r}: vault_id needs policy_id (the policy of that vault to use)")
+        if isinstance(shared_id, str):
+            parse_vault_id(shared_id, "vault_id")  # a known id is checked now, not when the item is registered
         if not own and "initial_backup" in args:
             raise ValueError(
                 f"ProtectedVM {name!r}: initial_backup is for a ProtectedVM with its own vault; with a shared vault, "

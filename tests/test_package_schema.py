@@ -675,6 +675,22 @@ def test_python_vms_joined_by_the_vaults_id_share_its_one_proof() -> None:
     assert [r.inputs["vaultName"] for r in plan.of_type(ITEM)] == ["rsv-shared", "rsv-shared"]
 
 
+def test_a_malformed_vault_id_is_refused_before_registration() -> None:
+    mocks = RecordingMocks()
+    policy = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v/backupPolicies/p"
+
+    def program() -> None:
+        package.ProtectedVM("web-01", {"vm_id": vm_id("web-01"), "vault_id": "rsv-shared", "policy_id": policy})
+
+    with pytest.raises(ValidationError) as error:
+        evaluate(program, {}, mocks=mocks)
+    assert error.value.problems == [
+        "vault_id = 'rsv-shared' is not a Recovery Services vault id: expected "
+        "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.RecoveryServices/vaults/<name>"
+    ]
+    assert mocks.resources == []
+
+
 def test_a_vault_id_without_a_policy_id_is_refused_before_registration() -> None:
     mocks = RecordingMocks()
 

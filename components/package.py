@@ -43,7 +43,8 @@ from components.config import (
     _section,
 )
 from components.initial_backup import InitialBackup, InitialBackupArgs
-from components.validation import ValidationError, as_count, check_vm_id
+from components.program import StackConfigError
+from components.validation import as_count, check_vm_id
 
 #: The package name: the first part of every type token (``protected-vm:index:ProtectedVM``),
 #: which existing stacks' URNs already carry.
@@ -288,7 +289,9 @@ def parse_args(
 ) -> ParsedArgs:
     """The settings of a component's args, parsed by the stack config's own section parsers
     (``components.config``): the same rules, the same messages (``vault.softDeleteRetentionDays =
-    500 is out of range...``), every problem at once in one :class:`ValidationError`."""
+    500 is out of range...``), every problem at once in one ``StackConfigError``: a
+    ``ValidationError`` that is also a ``pulumi.RunError``, so a Python program's preview prints the
+    list without a traceback (a Construct call reports it as the component's error)."""
     problems: list[str] = []
     vault, policy, initial_backup, disks = (_engine_numbers(raw) for raw in (vault, policy, initial_backup, disks))
     vault_raw = _section(vault, "vault", problems) if vault is not None else None
@@ -298,7 +301,7 @@ def parse_args(
     initial, removal = _parse_common(initial_backup, on_remove, problems)
     selection = _parse_disks(disks, "disks", problems) if disks is not None else None
     if problems:
-        raise ValidationError(problems)
+        raise StackConfigError(problems)
     return ParsedArgs(
         parsed_vault,
         parsed_policy,
@@ -500,7 +503,7 @@ class VaultInitialBackup(pulumi.ComponentResource):
         if not args["vm_ids"]:
             problems.append("vmIds is empty: name the VMs whose first backup the vault proves")
         if problems:
-            raise ValidationError(problems)
+            raise StackConfigError(problems)
         super().__init__("protected-vm:index:VaultInitialBackup", name, None, opts)
         # The vault id, resolved only once every item exists: the proof's dependency on the items.
         after_items = pulumi.Output.all(args["vault_id"], *args["protected_item_ids"])

@@ -23,6 +23,7 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from components import backup_vault, config, package, protected_vm, vault_operations
 from components.initial_backup import TYPE_TOKEN
+from components.program import StackConfigError
 from components.validation import ValidationError
 from testing.mock_preview import MOCK_SUBSCRIPTION, Plan, RecordingMocks, evaluate
 from tests.component_host import FakeEngine
@@ -641,7 +642,7 @@ def test_bad_package_settings_fail_with_every_problem_named_and_nothing_register
             },
         )
 
-    with pytest.raises(ValidationError) as error:
+    with pytest.raises(StackConfigError) as error:  # a pulumi.RunError: printed without a traceback
         evaluate(program, {}, mocks=mocks)
     assert error.value.problems == [
         "vault.softdelete is not a known setting: known settings are alerts, crossRegionRestore, encryption, "

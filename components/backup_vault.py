@@ -27,14 +27,13 @@ from components.vault_operations import (
     monitoring_settings,
     vault_identity,
 )
+from protectedvm.ids import LOCK_PENDING_TAG
 
 if TYPE_CHECKING:
     from components.protected_vm import ProtectedVM
 
 #: Azure ignores the date part of schedule and retention times; a fixed date keeps diffs stable.
 _TIME_ANCHOR_DATE = "2024-01-01"
-#: Tag on a vault created Unlocked whose configured immutability is Locked (the lock step follows).
-LOCK_PENDING_TAG = "protected-vm-immutability"
 
 
 def vault_exists(resource_group: str, name: str) -> bool:

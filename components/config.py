@@ -19,6 +19,7 @@ from typing import Literal, cast
 from components import validation as v
 from components.validation import AzureId, Frequency, PolicyType, ValidationError
 from components.vault_operations import OPERATIONS_KEYS, OperationsSettings, parse_operations
+from protectedvm.ids import VmRef
 
 VerifyMode = Literal["none", "started", "completed"]
 
@@ -128,26 +129,18 @@ class InitialBackupSettings:
 
 
 @dataclass(frozen=True)
-class VmTarget:
-    """A VM to protect, with the backup names Azure derives from it."""
-
-    vm_id: str
-    subscription: str
-    resource_group: str
-    name: str
+class VmTarget(VmRef):
+    """A VM to protect, with the backup names Azure derives from it (:class:`protectedvm.ids.VmRef`),
+    parsed from stack config: a bad id is a :class:`ValidationError` naming the setting."""
 
     @property
-    def container_name(self) -> str:
-        return f"iaasvmcontainer;iaasvmcontainerv2;{self.resource_group};{self.name}"
-
-    @property
-    def protected_item_name(self) -> str:
-        return f"vm;iaasvmcontainerv2;{self.resource_group};{self.name}"
+    def subscription(self) -> str:
+        return self.subscription_id
 
     @staticmethod
-    def from_id(vm_id: str, setting: str = "vms") -> VmTarget:
+    def from_id(vm_id: object, setting: str = "vms") -> VmTarget:
         ref: AzureId = v.parse_vm_id(vm_id, setting)
-        return VmTarget(vm_id, ref.subscription, ref.resource_group, ref.name)
+        return VmTarget(str(vm_id), ref.subscription, ref.resource_group, ref.name)
 
 
 OnRemove = Literal["retainData", "deleteData"]

@@ -16,8 +16,9 @@ resource"). The emulator enforces the same rules on policy bodies (``emulator/po
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final, Literal
+
+from protectedvm import ids
 
 PolicyType = Literal["V1", "V2"]
 Tier = Literal["daily", "weekly", "monthly", "yearly"]
@@ -90,25 +91,6 @@ INITIAL_BACKUP_RETAIN_DAYS_LIMITS: Final[tuple[int, int]] = (1, 36135)
 INITIAL_BACKUP_TIMEOUT_MINUTES_LIMITS: Final[tuple[int, int]] = (1, 1440)
 INITIAL_BACKUP_POLL_SECONDS_LIMITS: Final[tuple[int, int]] = (5, 600)
 
-_VM_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})"
-    r"/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
-    r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[-\w.]{1,64})\Z",
-    re.IGNORECASE,
-)
-_VAULT_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})"
-    r"/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
-    r"/providers/Microsoft\.RecoveryServices/vaults/(?P<name>[-\w]{2,50})\Z",
-    re.IGNORECASE,
-)
-_POLICY_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})"
-    r"/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
-    r"/providers/Microsoft\.RecoveryServices/vaults/(?P<vault>[-\w]{2,50})"
-    r"/backupPolicies/(?P<name>[-\w.]{1,150})\Z",
-    re.IGNORECASE,
-)
 _HHMM = re.compile(r"^(?P<h>[01]\d|2[0-3]):(?P<m>[0-5]\d)\Z")
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})(\.0+)?Z?\Z")
 
@@ -121,54 +103,37 @@ class ValidationError(ValueError):
         super().__init__("invalid protected-vm configuration:\n  - " + "\n  - ".join(problems))
 
 
-@dataclass(frozen=True)
-class AzureId:
-    """The parts of an ARM id that naming and credentials need."""
-
-    subscription: str
-    resource_group: str
-    name: str
+#: The parts of an ARM id that naming and credentials need (one parser: :mod:`protectedvm.ids`).
+AzureId = ids.ArmId
 
 
-def parse_vm_id(vm_id: str, setting: str = "vms") -> AzureId:
+def parse_vm_id(vm_id: object, setting: str = "vms") -> AzureId:
     """Split a VM resource id, or raise naming the setting and the expected shape."""
-    problems = check_vm_id(vm_id, setting)
-    if problems:
-        raise ValidationError(problems)
-    match = _VM_ID.match(vm_id)
-    assert match is not None
-    return AzureId(match["subscription"], match["resource_group"], match["name"])
+    parts = ids.match_id(vm_id, ids.VM_ID)
+    if parts is None:
+        raise ValidationError(check_vm_id(vm_id, setting))
+    return parts
 
 
 def parse_vault_id(vault_id: object, setting: str = "vault.existingId") -> AzureId:
     """Split a Recovery Services vault id (for reuse of an existing vault)."""
-    match = _VAULT_ID.match(vault_id) if isinstance(vault_id, str) else None
-    if match is None:
+    parts = ids.match_id(vault_id, ids.VAULT_ID)
+    if parts is None:
         raise ValidationError(
-            [
-                f"{setting} = {vault_id!r} is not a Recovery Services vault id: expected "
-                "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.RecoveryServices/vaults/<name>"
-            ]
+            [f"{setting} = {vault_id!r} is not a Recovery Services vault id: expected {ids.VAULT_ID.expected()}"]
         )
-    return AzureId(match["subscription"], match["resource_group"], match["name"])
+    return parts
 
 
 def check_vm_id(vm_id: object, setting: str = "vms") -> list[str]:
-    if not isinstance(vm_id, str) or _VM_ID.match(vm_id) is None:
-        return [
-            f"{setting} = {vm_id!r} is not a virtual machine resource id: expected "
-            "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>"
-        ]
+    if ids.match_id(vm_id, ids.VM_ID) is None:
+        return [f"{setting} = {vm_id!r} is not a virtual machine resource id: expected {ids.VM_ID.expected()}"]
     return []
 
 
 def check_policy_id(policy_id: object, setting: str = "policy.existingId") -> list[str]:
-    if not isinstance(policy_id, str) or _POLICY_ID.match(policy_id) is None:
-        return [
-            f"{setting} = {policy_id!r} is not a backup policy id: expected "
-            "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.RecoveryServices/"
-            "vaults/<vault>/backupPolicies/<name>"
-        ]
+    if ids.match_id(policy_id, ids.POLICY_ID) is None:
+        return [f"{setting} = {policy_id!r} is not a backup policy id: expected {ids.POLICY_ID.expected()}"]
     return []
 
 

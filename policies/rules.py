@@ -23,7 +23,6 @@ from components.vault_operations import BACKUP_GROUP_ID, BACKUP_REPORT_CATEGORIE
 from policies.thresholds import (
     ANY_TIER,
     TIERS,
-    VM_TYPE,
     CoverageRequirements,
     InitialBackupRequirements,
     OperationsRequirements,
@@ -33,19 +32,25 @@ from policies.thresholds import (
     TierRules,
     VaultRequirements,
 )
+from protectedvm import ids
+from protectedvm.ids import (
+    ALERT_RULE_TYPE,
+    DIAGNOSTIC_TYPE,
+    GUARD_PROXY_TYPE,
+    ITEM_TYPE,
+    LOCK_PENDING_TAG,
+    LOCK_TYPE,
+    POLICY_TYPE,
+    PRIVATE_ENDPOINT_TYPE,
+    RESOURCE_GUARD_TYPE,
+    TIER_TAG,
+    VAULT_TYPE,
+    VM_TYPE,
+)
 
-VAULT_TYPE: Final = "azure-native:recoveryservices:Vault"
-POLICY_TYPE: Final = "azure-native:recoveryservices:ProtectionPolicy"
-ITEM_TYPE: Final = "azure-native:recoveryservices:ProtectedItem"
-#: Dynamic resources all share this token; ``InitialBackup`` is recognised by its props.
-DYNAMIC_TYPE: Final = "pulumi-python:dynamic:Resource"
-
-
-def is_dynamic_type(resource_type: str) -> bool:
-    """``pulumi-python:dynamic:Resource`` by default, ``pulumi-python:dynamic/<module>:<Name>`` when
-    the dynamic resource class declares a module/name; either may carry the InitialBackup."""
-    return resource_type.startswith(("pulumi-python:dynamic:", "pulumi-python:dynamic/"))
-
+#: Dynamic resources all share a token; ``InitialBackup`` is recognised by its props.
+from protectedvm.ids import DYNAMIC_TYPE as DYNAMIC_TYPE
+from protectedvm.ids import is_dynamic_type as is_dynamic_type
 
 RETENTION_PATH: Final = "properties.retentionPolicy"
 SCHEDULE_PATH: Final = "properties.schedulePolicy"
@@ -61,8 +66,6 @@ FREQUENCY_RPO_HOURS: Final[dict[str, int]] = {"Daily": 24, "Weekly": 168}
 AZURE_DEFAULT_INSTANT_RESTORE_DAYS: Final = 2
 AZURE_DEFAULT_SOFT_DELETE_STATE: Final = "Enabled"
 AZURE_DEFAULT_IMMUTABILITY_STATE: Final = "Disabled"
-#: components.backup_vault.LOCK_PENDING_TAG (not imported: the pack runs without the program).
-LOCK_PENDING_TAG: Final = "protected-vm-immutability"
 AZURE_DEFAULT_PUBLIC_NETWORK_ACCESS: Final = "Enabled"
 AZURE_DEFAULT_STORAGE_REDUNDANCY: Final = "GeoRedundant"
 
@@ -426,14 +429,12 @@ def _arm_keys(resource: StackResource) -> set[str]:
     rg = resource.props.get("resourceGroupName")
     if resource.type == POLICY_TYPE:
         vault, name = resource.props.get("vaultName"), resource.props.get("policyName")
-        if all(isinstance(x, str) for x in (rg, vault, name)):
-            keys.add(
-                f"/resourcegroups/{rg}/providers/microsoft.recoveryservices/vaults/{vault}/backuppolicies/{name}".lower()
-            )
+        if isinstance(rg, str) and isinstance(vault, str) and isinstance(name, str):
+            keys.add(ids.policy_path(rg, vault, name).lower())
     elif resource.type == VM_TYPE:
         name = resource.props.get("vmName")
         if isinstance(rg, str) and isinstance(name, str):
-            keys.add(f"/resourcegroups/{rg}/providers/microsoft.compute/virtualmachines/{name}".lower())
+            keys.add(ids.vm_path(rg, name).lower())
     return keys
 
 
@@ -542,19 +543,11 @@ def _item_policy_problems(
 
 # --- vault operations (stack rule) ---------------------------------------------------------
 
-LOCK_TYPE: Final = "azure-native:authorization:ManagementLockByScope"
-DIAGNOSTIC_TYPE: Final = "azure-native:monitor:DiagnosticSetting"
-ALERT_RULE_TYPE: Final = "azure-native:alertsmanagement:AlertProcessingRuleByName"
-GUARD_PROXY_TYPE: Final = "azure-native:recoveryservices:ResourceGuardProxy"
-PRIVATE_ENDPOINT_TYPE: Final = "azure-native:network:PrivateEndpoint"
-RESOURCE_GUARD_TYPE: Final = "azure-native:dataprotection:ResourceGuard"
-
-
 def _vault_keys(vault: StackResource) -> set[str]:
     keys = _arm_keys(vault)
     rg, name = vault.props.get("resourceGroupName"), vault.props.get("vaultName")
     if isinstance(rg, str) and isinstance(name, str):
-        keys.add(f"/resourcegroups/{rg}/providers/microsoft.recoveryservices/vaults/{name}".lower())
+        keys.add(ids.vault_path(rg, name).lower())
     return keys
 
 
@@ -608,18 +601,13 @@ def _connects_backup(endpoint: StackResource, vault: StackResource) -> bool:
     )
 
 
-def _subscription_of(arm_id: object) -> str | None:
-    parts = arm_id.split("/") if isinstance(arm_id, str) else []
-    return parts[2].lower() if len(parts) > 2 and parts[1].lower() == "subscriptions" else None
-
-
 def _guard_subscription_problems(
     vault: StackResource, proxies: Sequence[StackResource], created: Sequence[StackResource]
 ) -> list[StackProblem]:
     """A guard its vault's owners can administer guards nothing (Azure docs: the Backup admin must
     not hold Contributor on the guard; put it in another subscription or tenant). A guard this
     stack creates is deployed by the vault's own pipeline, so it fails at preview already."""
-    vault_sub = _subscription_of(vault.props.get("id"))
+    vault_sub = ids.subscription_of(vault.props.get("id"))
     problems: list[StackProblem] = []
     for proxy in proxies:
         guard = get_path(proxy.props, "properties.resourceGuardResourceId")
@@ -633,7 +621,7 @@ def _guard_subscription_problems(
                     "owners do not administer (set multiUserAuthorization.resourceGuardId)",
                 )
             )
-        elif vault_sub is not None and _subscription_of(guard) == vault_sub:
+        elif vault_sub is not None and ids.subscription_of(guard) == vault_sub:
             problems.append(
                 StackProblem(
                     proxy.urn,
@@ -768,10 +756,6 @@ def vault_operations_problems(
 
 
 # --- per-tier rules (issue 16) --------------------------------------------------------------------
-
-#: components.program.TIER_TAG (not imported: the pack runs without the program).
-TIER_TAG: Final = "protected-vm-tier"
-
 
 def policy_tier(props: Mapping[str, object]) -> str | None:
     tags = props.get("tags")

@@ -18,9 +18,9 @@ from typing import Any, Final, cast
 
 from components import validation as v
 from components.validation import Tier
+from protectedvm.ids import VM_TYPE as VM_TYPE  # the policies' config names VMs of this type
 
 TIERS: Final[tuple[Tier, ...]] = ("daily", "weekly", "monthly", "yearly")
-VM_TYPE: Final = "azure-native:compute:VirtualMachine"
 
 
 class PolicyConfigError(ValueError):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final, cast
 
 from components import validation as v
+from components.tiers import FREQUENCIES, RETENTION_TIERS, schedule_frequency
 from components.validation import Frequency, PolicyType, Tier
 from components.vault_operations import BACKUP_GROUP_ID, BACKUP_REPORT_CATEGORIES, DEDICATED, LOCK_LEVEL
 from policies.thresholds import (
@@ -54,14 +55,9 @@ from protectedvm.ids import is_dynamic_type as is_dynamic_type
 
 RETENTION_PATH: Final = "properties.retentionPolicy"
 SCHEDULE_PATH: Final = "properties.schedulePolicy"
-TIER_SCHEDULE_KEYS: Final[dict[Tier, str]] = {
-    "daily": "dailySchedule",
-    "weekly": "weeklySchedule",
-    "monthly": "monthlySchedule",
-    "yearly": "yearlySchedule",
-}
+TIER_SCHEDULE_KEYS: Final[dict[Tier, str]] = {tier.key: tier.schedule_key for tier in RETENTION_TIERS}
 #: The gap between recovery points a schedule frequency implies, when it is not hourly.
-FREQUENCY_RPO_HOURS: Final[dict[str, int]] = {"Daily": 24, "Weekly": 168}
+FREQUENCY_RPO_HOURS: Final[dict[str, int]] = {f.key: f.rpo_hours for f in FREQUENCIES if f.rpo_hours is not None}
 #: What Azure assumes when a prop is absent; a missing prop must be judged by what Azure will do.
 AZURE_DEFAULT_INSTANT_RESTORE_DAYS: Final = 2
 AZURE_DEFAULT_SOFT_DELETE_STATE: Final = "Enabled"
@@ -144,10 +140,13 @@ def check_rpo(frequency: object, interval: object, setting: str, max_rpo_hours: 
     """The recovery point objective the schedule implies must meet the environment's."""
     if max_rpo_hours is None:
         return []
-    rpo = interval if frequency == "Hourly" else FREQUENCY_RPO_HOURS.get(str(frequency))
+    entry = schedule_frequency(frequency)
+    rpo = interval if entry is not None and entry.hourly else FREQUENCY_RPO_HOURS.get(str(frequency))
     if isinstance(rpo, bool) or not isinstance(rpo, int) or rpo <= max_rpo_hours:
         return []
-    needs = " (needs an Hourly schedule, which only Enhanced (V2) policies offer)" if max_rpo_hours < 24 else ""
+    hourly = next(f for f in FREQUENCIES if f.hourly)
+    offered = v.describe_policy_type(hourly.policy_types[0])
+    needs = f" (needs an {hourly.key} schedule, which only {offered} policies offer)" if max_rpo_hours < 24 else ""
     return [
         f"{setting} = {frequency!r} gives a recovery point every {rpo} hours: this environment's maximum RPO "
         f"is {max_rpo_hours} hours{needs}"
@@ -198,9 +197,10 @@ def retention_problems(props: Mapping[str, object], req: RetentionRequirements) 
 
 def _schedule_times(schedule: Mapping[str, object], frequency: object) -> tuple[str, object]:
     """Where the run time lives depends on the schedule type (V1 flat, V2 nested per frequency)."""
-    if frequency == "Hourly":
-        return "hourlySchedule.scheduleWindowStartTime", get_path(schedule, "hourlySchedule.scheduleWindowStartTime")
-    nested = {"Daily": "dailySchedule", "Weekly": "weeklySchedule"}.get(str(frequency))
+    entry = schedule_frequency(frequency)
+    nested = entry.v2_schedule_key if entry is not None else None
+    if entry is not None and entry.hourly:
+        return f"{nested}.scheduleWindowStartTime", get_path(schedule, f"{nested}.scheduleWindowStartTime")
     if nested and isinstance(schedule.get(nested), Mapping):
         return f"{nested}.scheduleRunTimes", get_path(schedule, f"{nested}.scheduleRunTimes")
     return "scheduleRunTimes", schedule.get("scheduleRunTimes")
@@ -221,26 +221,28 @@ def schedule_problems(props: Mapping[str, object], req: ScheduleRequirements) ->
         return problems
     found = v.check_frequency_for_policy_type(frequency, ptype, setting)
     problems.extend(found)
-    if frequency not in ("Daily", "Weekly", "Hourly"):
+    entry = schedule_frequency(frequency)
+    if entry is None:
         return problems
-    freq = cast(Frequency, frequency)
+    freq: Frequency = entry.key
     if (
-        freq == "Hourly"
+        entry.hourly
         and ptype == "V2"
         and schedule.get("schedulePolicyType") not in ("SimpleSchedulePolicyV2", UNKNOWN)
     ):
         problems.append(
-            f"{SCHEDULE_PATH}.schedulePolicyType = {schedule.get('schedulePolicyType')!r} cannot run Hourly: "
+            f"{SCHEDULE_PATH}.schedulePolicyType = {schedule.get('schedulePolicyType')!r} cannot run {freq}: "
             "use 'SimpleSchedulePolicyV2'"
         )
     interval: object = None
-    if freq == "Hourly":
-        interval = v.as_count(get_path(schedule, "hourlySchedule.interval"))
+    if entry.hourly:
+        hourly = f"{SCHEDULE_PATH}.{entry.v2_schedule_key}"
+        interval = v.as_count(get_path(schedule, f"{entry.v2_schedule_key}.interval"))
         if interval is not UNKNOWN:
-            problems.extend(v.check_hourly_interval(interval, f"{SCHEDULE_PATH}.hourlySchedule.interval"))
-        window = v.as_count(get_path(schedule, "hourlySchedule.scheduleWindowDuration"))
+            problems.extend(v.check_hourly_interval(interval, f"{hourly}.interval"))
+        window = v.as_count(get_path(schedule, f"{entry.v2_schedule_key}.scheduleWindowDuration"))
         if window is not UNKNOWN:
-            problems.extend(v.check_hourly_window(window, f"{SCHEDULE_PATH}.hourlySchedule.scheduleWindowDuration"))
+            problems.extend(v.check_hourly_window(window, f"{hourly}.scheduleWindowDuration"))
     time_key, times = _schedule_times(schedule, freq)
     time_setting = f"{SCHEDULE_PATH}.{time_key}"
     if times is None or (isinstance(times, list) and not times):

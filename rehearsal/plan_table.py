@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from components.tiers import FREQUENCIES, RETENTION_TIERS, schedule_frequency
 from protectedvm import ids
 from protectedvm.ids import (
     INITIAL_BACKUP_TYPE,
@@ -42,7 +43,7 @@ _SHORT_TYPES = {
     ITEM_TYPE: "recoveryservices:ProtectedItem",
     INITIAL_BACKUP_TYPE: "InitialBackup (post-deploy)",
 }
-_UNITS = {"Days": "d", "Weeks": "w", "Months": "m", "Years": "y"}
+_UNITS = {tier.duration_type: tier.short_unit for tier in RETENTION_TIERS}
 
 
 def _n(value: Any) -> str:
@@ -58,8 +59,8 @@ def retention_ladder(properties: Mapping[str, Any]) -> str:
     """``30d / 12w / 12m / 7y``: the ladder an auditor asks about first."""
     ladder = properties.get("retentionPolicy") or {}
     parts = []
-    for tier in ("dailySchedule", "weeklySchedule", "monthlySchedule", "yearlySchedule"):
-        duration = (ladder.get(tier) or {}).get("retentionDuration")
+    for tier in RETENTION_TIERS:
+        duration = (ladder.get(tier.schedule_key) or {}).get("retentionDuration")
         if duration:
             parts.append(f"{_n(duration.get('count'))}{_UNITS.get(duration.get('durationType'), '?')}")
     return " / ".join(parts) or "none"
@@ -68,21 +69,23 @@ def retention_ladder(properties: Mapping[str, Any]) -> str:
 def schedule_summary(properties: Mapping[str, Any]) -> str:
     schedule = properties.get("schedulePolicy") or {}
     frequency = schedule.get("scheduleRunFrequency")
-    if frequency == "Hourly":
-        hourly = schedule.get("hourlySchedule") or {}
+    entry = schedule_frequency(frequency)
+    if entry is not None and entry.hourly:
+        hourly = schedule.get(entry.v2_schedule_key) or {}
         return (
             f"every {_n(hourly.get('interval'))}h from {_hhmm(hourly.get('scheduleWindowStartTime'))} "
             f"for {_n(hourly.get('scheduleWindowDuration'))}h"
         )
-    times = (
-        schedule.get("scheduleRunTimes")
-        or (schedule.get("dailySchedule") or {}).get("scheduleRunTimes")
-        or (schedule.get("weeklySchedule") or {}).get("scheduleRunTimes")
-        or []
-    )
-    days = schedule.get("scheduleRunDays") or (schedule.get("weeklySchedule") or {}).get("scheduleRunDays") or []
+    times = _first(schedule, "scheduleRunTimes")
+    days = _first(schedule, "scheduleRunDays")
     when = ",".join(_hhmm(t) for t in times)
     return f"{frequency} at {when}" + (f" on {','.join(days)}" if days else "")
+
+
+def _first(schedule: Mapping[str, Any], key: str) -> list[Any]:
+    """A V1 schedule's flat ``key``, else the first V2 nested schedule's (``dailySchedule``...)."""
+    nested = [schedule.get(f.v2_schedule_key) or {} for f in FREQUENCIES if not f.hourly]
+    return list(schedule.get(key) or next((n[key] for n in nested if n.get(key)), []))
 
 
 def disk_summary(properties: Mapping[str, Any]) -> str:

@@ -21,6 +21,7 @@ from components import validation as v
 from components.tiers import FREQUENCIES, RETENTION_TIERS, schedule_frequency
 from components.validation import AzureId, Frequency, PolicyType, ValidationError
 from components.vault_operations import OPERATIONS_KEYS, OperationsSettings, parse_operations
+from protectedvm import ids
 from protectedvm.ids import VmRef
 
 VerifyMode = Literal["none", "started", "completed"]
@@ -438,7 +439,8 @@ def _parse_policy(raw: Mapping[str, object], setting: str, problems: list[str]) 
     if existing is not None:
         found = v.check_policy_id(existing, f"{setting}.existingId")
         problems.extend(found)
-        name = str(existing).rsplit("/", 1)[-1] if not found else ""
+        parts = ids.match_id(existing, ids.POLICY_ID)
+        name = parts.name if parts is not None else ""
         return PolicySettings(name=name, existing_id=str(existing))
     defaults = PolicySettings()
     name = _str(raw, "name", setting, "", problems)

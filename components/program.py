@@ -191,7 +191,7 @@ def deploy(settings: StackSettings | None = None) -> Deployment:
     fleet = settings.fleet
     check_vm_list(settings.vms, one_vault=len(fleet.vaults) == 1)
     location = pulumi.Config("azure-native").get("location")
-    tags = {"managed-by": "protected-vm", "stack": pulumi.get_stack()}
+    tags = {"managed-by": CONFIG_NAMESPACE, "stack": pulumi.get_stack()}
     # Every vault first: BackupVault asks Azure whether its vault exists (a synchronous invoke,
     # which also runs every registration still pending), so asking before the first VM is
     # registered keeps a fleet's evaluation as cheap per VM as one vault's.

@@ -124,8 +124,8 @@ def describe(resource: PlannedResource) -> str:
         )
     if resource.type == ITEM_TYPE:
         vm_id = str(props.get("sourceResourceId", ""))
-        parts = vm_id.split("/")
-        where = f"{parts[-1]} (rg {parts[4]})" if len(parts) > 4 else vm_id
+        ref = ids.match_id(vm_id, ids.VM_ID)
+        where = f"{ref.name} (rg {ref.resource_group})" if ref is not None else vm_id
         disks = disk_summary(props)
         return f"{where} -> item {inputs.get('protectedItemName')}" + (f", disks: {disks}" if disks else "")
     if resource.type == VAULT_LOCK_TYPE:

@@ -21,6 +21,7 @@ from components.config import InitialBackupSettings, PolicySettings, ScheduleSet
 from components.engine_values import is_not_found
 from components.initial_backup import InitialBackup, InitialBackupArgs
 from components.tiers import DAYS, RETENTION_TIERS, WEEKS, RetentionTier, schedule_frequency
+from components.validation import check_frequency_for_policy_type
 from components.vault_lock import VaultLock
 from components.vault_operations import (
     OperationsResources,
@@ -92,7 +93,8 @@ def _schedule_policy(
     V2 with the frequency's nested schedule (``hourlySchedule``/``dailySchedule``/``weeklySchedule``)."""
     time = azure_time(schedule.time)
     entry = schedule_frequency(schedule.frequency)
-    assert entry is not None, schedule.frequency  # ScheduleSettings come from the parser
+    if entry is None:  # settings built in code rather than parsed: say so before Azure does
+        raise ValueError(check_frequency_for_policy_type(schedule.frequency, "V2", "schedule.frequency")[0])
     run_days = _days(schedule.weekdays) if entry.run_days else None
     if policy_type == "V1":
         return rs.SimpleSchedulePolicyArgs(

@@ -249,3 +249,14 @@ print(json.dumps({
         "properties.retentionPolicy.dailySchedule is missing: this environment requires daily retention",
     ]
     assert seen["ladder"] == "6f"
+
+
+def test_a_frequency_outside_the_registry_is_refused_by_name_in_code_built_settings() -> None:
+    """Settings built in code skip the parser; the body builder names the bad value instead of
+    sending it (V1) or silently sending a daily schedule (V2, as it did before the registry)."""
+    from components.config import ScheduleSettings
+
+    bad = PolicySettings(name="pol", schedule=ScheduleSettings(frequency="Monthly"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError) as refused:
+        policy_properties(bad)
+    assert str(refused.value) == "schedule.frequency = 'Monthly' is not allowed: choose one of Daily, Weekly, Hourly"

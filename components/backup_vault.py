@@ -8,8 +8,9 @@ The arg builders are pure functions so the offline rehearsal can print the exact
 the tests can assert on them without the engine.
 """
 
+import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import pulumi
 from pulumi_azure_native import recoveryservices as rs
@@ -17,6 +18,8 @@ from pulumi_azure_native import recoveryservices as rs
 from components.config import InitialBackupSettings, PolicySettings, ScheduleSettings, VaultSettings
 from components.engine_values import is_not_found
 from components.initial_backup import InitialBackup, InitialBackupArgs
+from components.tiers import DAYS, RETENTION_TIERS, WEEKS, RetentionTier, schedule_frequency
+from components.validation import check_frequency_for_policy_type
 from components.vault_lock import VaultLock
 from components.vault_operations import (
     OperationsResources,
@@ -25,14 +28,13 @@ from components.vault_operations import (
     monitoring_settings,
     vault_identity,
 )
+from protectedvm.ids import LOCK_PENDING_TAG
 
 if TYPE_CHECKING:
     from components.protected_vm import ProtectedVM
 
 #: Azure ignores the date part of schedule and retention times; a fixed date keeps diffs stable.
 _TIME_ANCHOR_DATE = "2024-01-01"
-#: Tag on a vault created Unlocked whose configured immutability is Locked (the lock step follows).
-LOCK_PENDING_TAG = "protected-vm-immutability"
 
 
 def vault_exists(resource_group: str, name: str) -> bool:
@@ -85,99 +87,85 @@ def vault_properties(settings: VaultSettings, *, creating: bool = False) -> rs.V
 def _schedule_policy(
     schedule: ScheduleSettings, policy_type: str
 ) -> rs.SimpleSchedulePolicyArgs | rs.SimpleSchedulePolicyV2Args:
+    """The schedule of the frequency's registry entry (``components.tiers.FREQUENCIES``): V1 flat,
+    V2 with the frequency's nested schedule (``hourlySchedule``/``dailySchedule``/``weeklySchedule``)."""
     time = azure_time(schedule.time)
+    entry = schedule_frequency(schedule.frequency)
+    if entry is None:  # settings built in code rather than parsed: say so before Azure does
+        raise ValueError(check_frequency_for_policy_type(schedule.frequency, "V2", "schedule.frequency")[0])
+    run_days = _days(schedule.weekdays) if entry.run_days else None
     if policy_type == "V1":
         return rs.SimpleSchedulePolicyArgs(
             schedule_policy_type="SimpleSchedulePolicy",
-            schedule_run_frequency=schedule.frequency,
+            schedule_run_frequency=entry.key,
             schedule_run_times=[time],
-            schedule_run_days=_days(schedule.weekdays) if schedule.frequency == "Weekly" else None,
+            schedule_run_days=run_days,
         )
-    if schedule.frequency == "Hourly":
-        return rs.SimpleSchedulePolicyV2Args(
-            schedule_policy_type="SimpleSchedulePolicyV2",
-            schedule_run_frequency="Hourly",
-            hourly_schedule=rs.HourlyScheduleArgs(
-                interval=schedule.hourly_interval,
-                schedule_window_start_time=time,
-                schedule_window_duration=schedule.hourly_window_hours,
-            ),
+    nested: Any
+    if entry.hourly:
+        nested = rs.HourlyScheduleArgs(
+            interval=schedule.hourly_interval,
+            schedule_window_start_time=time,
+            schedule_window_duration=schedule.hourly_window_hours,
         )
-    if schedule.frequency == "Weekly":
-        return rs.SimpleSchedulePolicyV2Args(
-            schedule_policy_type="SimpleSchedulePolicyV2",
-            schedule_run_frequency="Weekly",
-            weekly_schedule=rs.WeeklyScheduleArgs(
-                schedule_run_days=_days(schedule.weekdays), schedule_run_times=[time]
-            ),
-        )
+    else:
+        days: dict[str, Any] = {"schedule_run_days": run_days} if run_days is not None else {}
+        nested = getattr(rs, f"{entry.key}ScheduleArgs")(**days, schedule_run_times=[time])
     return rs.SimpleSchedulePolicyV2Args(
         schedule_policy_type="SimpleSchedulePolicyV2",
-        schedule_run_frequency="Daily",
-        daily_schedule=rs.DailyScheduleArgs(schedule_run_times=[time]),
+        schedule_run_frequency=entry.key,
+        **{_snake(entry.v2_schedule_key): nested},
     )
+
+
+def _snake(azure_name: str) -> str:
+    """``daysOfTheWeek`` -> ``days_of_the_week``: the azure-native argument of an Azure field."""
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", azure_name).lower()
 
 
 def _days(names: tuple[str, ...]) -> list[rs.DayOfWeek]:
     return [rs.DayOfWeek(n) for n in names]
 
 
-def _weeks(names: tuple[str, ...]) -> list[rs.WeekOfMonth]:
-    return [rs.WeekOfMonth(n) for n in names]
-
-
 def _duration(count: int, unit: str) -> rs.RetentionDurationArgs:
     return rs.RetentionDurationArgs(count=count, duration_type=unit)
 
 
+def _retention_schedule(tier: RetentionTier, value: Any, time: str) -> Any:
+    """One rung of Azure's ``retentionPolicy`` from its registry entry: the count in the tier's
+    duration type, its selectors as Azure's enums; monthly and yearly points are picked by week
+    of the month (``retentionScheduleFormatType: Weekly`` with ``retentionScheduleWeekly``)."""
+    count = value.count if tier.selectors else value
+    top: dict[str, Any] = {}
+    weekly: dict[str, Any] = {}
+    for selector in tier.selectors:
+        enum = getattr(rs, selector.azure_enum)
+        chosen = [enum(name) for name in getattr(value, selector.attribute)]
+        nested = tier.weekly_format and selector in (DAYS, WEEKS)
+        (weekly if nested else top)[_snake(selector.azure_field)] = chosen
+    if tier.weekly_format:
+        top["retention_schedule_format_type"] = "Weekly"
+        top["retention_schedule_weekly"] = rs.WeeklyRetentionFormatArgs(**weekly)
+    args = getattr(rs, f"{tier.key.capitalize()}RetentionScheduleArgs")
+    return args(**top, retention_times=[time], retention_duration=_duration(count, tier.duration_type))
+
+
 def policy_properties(settings: PolicySettings) -> rs.AzureIaaSVMProtectionPolicyArgs:
-    """The AzureIaasVM policy body: schedule, the retention ladder, instant restore and time zone."""
+    """The AzureIaasVM policy body: schedule, the retention ladder (every tier of the registry the
+    settings give), instant restore and time zone."""
     time = azure_time(settings.schedule.time)
-    retention = settings.retention
+    ladder = {
+        _snake(tier.schedule_key): _retention_schedule(tier, getattr(settings.retention, tier.key), time)
+        for tier in RETENTION_TIERS
+        if getattr(settings.retention, tier.key) is not None
+    }
     return rs.AzureIaaSVMProtectionPolicyArgs(
         backup_management_type="AzureIaasVM",
         policy_type=settings.policy_type,
         time_zone=settings.time_zone,
         instant_rp_retention_range_in_days=settings.instant_restore_days,
         schedule_policy=_schedule_policy(settings.schedule, settings.policy_type),
-        retention_policy=rs.LongTermRetentionPolicyArgs(
-            retention_policy_type="LongTermRetentionPolicy",
-            daily_schedule=rs.DailyRetentionScheduleArgs(
-                retention_times=[time], retention_duration=_duration(retention.daily, "Days")
-            )
-            if retention.daily is not None
-            else None,
-            weekly_schedule=rs.WeeklyRetentionScheduleArgs(
-                days_of_the_week=_days(retention.weekly.days),
-                retention_times=[time],
-                retention_duration=_duration(retention.weekly.count, "Weeks"),
-            )
-            if retention.weekly is not None
-            else None,
-            monthly_schedule=rs.MonthlyRetentionScheduleArgs(
-                retention_schedule_format_type="Weekly",
-                retention_schedule_weekly=rs.WeeklyRetentionFormatArgs(
-                    days_of_the_week=_days(retention.monthly.days),
-                    weeks_of_the_month=_weeks(retention.monthly.weeks_of_month),
-                ),
-                retention_times=[time],
-                retention_duration=_duration(retention.monthly.count, "Months"),
-            )
-            if retention.monthly is not None
-            else None,
-            yearly_schedule=rs.YearlyRetentionScheduleArgs(
-                retention_schedule_format_type="Weekly",
-                months_of_year=[rs.MonthOfYear(m) for m in retention.yearly.months],
-                retention_schedule_weekly=rs.WeeklyRetentionFormatArgs(
-                    days_of_the_week=_days(retention.yearly.days),
-                    weeks_of_the_month=_weeks(retention.yearly.weeks_of_month),
-                ),
-                retention_times=[time],
-                retention_duration=_duration(retention.yearly.count, "Years"),
-            )
-            if retention.yearly is not None
-            else None,
-        ),
+        retention_policy=rs.LongTermRetentionPolicyArgs(retention_policy_type="LongTermRetentionPolicy", **ladder),
     )
 
 

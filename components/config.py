@@ -12,13 +12,17 @@ import dataclasses
 import difflib
 import json
 import re
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from components import validation as v
+from components.tiers import FREQUENCIES, RETENTION_TIERS, schedule_frequency
 from components.validation import AzureId, Frequency, PolicyType, ValidationError
 from components.vault_operations import OPERATIONS_KEYS, OperationsSettings, parse_operations
+from protectedvm import ids
+from protectedvm.ids import VmRef
 
 VerifyMode = Literal["none", "started", "completed"]
 
@@ -128,26 +132,18 @@ class InitialBackupSettings:
 
 
 @dataclass(frozen=True)
-class VmTarget:
-    """A VM to protect, with the backup names Azure derives from it."""
-
-    vm_id: str
-    subscription: str
-    resource_group: str
-    name: str
+class VmTarget(VmRef):
+    """A VM to protect, with the backup names Azure derives from it (:class:`protectedvm.ids.VmRef`),
+    parsed from stack config: a bad id is a :class:`ValidationError` naming the setting."""
 
     @property
-    def container_name(self) -> str:
-        return f"iaasvmcontainer;iaasvmcontainerv2;{self.resource_group};{self.name}"
-
-    @property
-    def protected_item_name(self) -> str:
-        return f"vm;iaasvmcontainerv2;{self.resource_group};{self.name}"
+    def subscription(self) -> str:
+        return self.subscription_id
 
     @staticmethod
-    def from_id(vm_id: str, setting: str = "vms") -> VmTarget:
+    def from_id(vm_id: object, setting: str = "vms") -> VmTarget:
         ref: AzureId = v.parse_vm_id(vm_id, setting)
-        return VmTarget(vm_id, ref.subscription, ref.resource_group, ref.name)
+        return VmTarget(str(vm_id), ref.subscription, ref.resource_group, ref.name)
 
 
 OnRemove = Literal["retainData", "deleteData"]
@@ -192,8 +188,8 @@ _VAULT_KEYS = {
     *OPERATIONS_KEYS,
 }
 _POLICY_KEYS = {"name", "existingId", "type", "timeZone", "instantRestoreDays", "schedule", "retention"}
-_SCHEDULE_KEYS = {"frequency", "time", "weekdays", "hourlyInterval", "hourlyWindowHours"}
-_RETENTION_KEYS = {"daily", "weekly", "monthly", "yearly"}
+_SCHEDULE_KEYS = {"frequency", "time", *(key for f in FREQUENCIES for key in f.only_keys)}
+_RETENTION_KEYS: set[str] = {tier.key for tier in RETENTION_TIERS}
 _INITIAL_BACKUP_KEYS = {"verify", "retainDays", "timeoutMinutes", "pollSeconds"}
 #: Every key the program reads under the project's config namespace (``protected-vm:<key>``).
 STACK_KEYS = ("vault", "policy", "vaults", "vms", "initialBackup", "onRemove")
@@ -443,7 +439,8 @@ def _parse_policy(raw: Mapping[str, object], setting: str, problems: list[str]) 
     if existing is not None:
         found = v.check_policy_id(existing, f"{setting}.existingId")
         problems.extend(found)
-        name = str(existing).rsplit("/", 1)[-1] if not found else ""
+        parts = ids.match_id(existing, ids.POLICY_ID)
+        name = parts.name if parts is not None else ""
         return PolicySettings(name=name, existing_id=str(existing))
     defaults = PolicySettings()
     name = _str(raw, "name", setting, "", problems)
@@ -461,14 +458,14 @@ def _parse_policy(raw: Mapping[str, object], setting: str, problems: list[str]) 
     )
     problems.extend(
         v.check_schedule_retention(
-            schedule.frequency, retention.daily is not None, retention.weekly is not None, f"{setting}.retention"
+            schedule.frequency,
+            [t.key for t in RETENTION_TIERS if getattr(retention, t.key) is not None],
+            f"{setting}.retention",
         )
     )
-    irp_default = (
-        v.WEEKLY_SCHEDULE_INSTANT_RESTORE_DAYS
-        if schedule.frequency == "Weekly" and ptype == "V1"
-        else defaults.instant_restore_days
-    )
+    entry = schedule_frequency(schedule.frequency)
+    fixed_irp = entry.v1_instant_restore_days if entry is not None and ptype == "V1" else None
+    irp_default = fixed_irp if fixed_irp is not None else defaults.instant_restore_days
     irp = raw.get("instantRestoreDays", irp_default)
     problems.extend(v.check_instant_restore_days(irp, ptype, schedule.frequency, f"{setting}.instantRestoreDays"))
     return PolicySettings(
@@ -488,28 +485,31 @@ def _parse_schedule(
     frequency = raw.get("frequency", "Daily")
     found = v.check_frequency_for_policy_type(frequency, ptype, f"{setting}.frequency")
     problems.extend(found)
-    freq: Frequency = cast(Frequency, frequency) if not found or frequency in ("Daily", "Weekly", "Hourly") else "Daily"
+    entry = schedule_frequency(frequency) or FREQUENCIES[0]
+    freq: Frequency = entry.key
     time = raw.get("time", "23:00")
     problems.extend(v.check_backup_time(time, f"{setting}.time"))
     weekdays: tuple[str, ...] = ()
-    if freq == "Weekly":
-        weekdays = _names(raw.get("weekdays"), f"{setting}.weekdays", v.WEEKDAYS, ("Sunday",), problems)
-    elif "weekdays" in raw:
-        problems.append(f"{setting}.weekdays is only allowed with frequency Weekly (frequency is {freq})")
     interval: int | None = None
     window: int | None = None
-    if freq == "Hourly":
-        raw_interval = raw.get("hourlyInterval", 4)
-        problems.extend(v.check_hourly_interval(raw_interval, f"{setting}.hourlyInterval"))
-        raw_window = raw.get("hourlyWindowHours", 24)
-        problems.extend(v.check_hourly_window(raw_window, f"{setting}.hourlyWindowHours"))
-        problems.extend(v.check_hourly_window_multiple(raw_window, raw_interval, f"{setting}.hourlyWindowHours"))
-        interval = raw_interval if isinstance(raw_interval, int) else None
-        window = raw_window if isinstance(raw_window, int) else None
-    else:
-        for key in ("hourlyInterval", "hourlyWindowHours"):
-            if key in raw:
-                problems.append(f"{setting}.{key} is only allowed with frequency Hourly (frequency is {freq})")
+    # Each frequency's own keys (components.tiers), in registry order; another frequency's are refused.
+    for other in FREQUENCIES:
+        if other is not entry:
+            problems.extend(
+                f"{setting}.{key} is only allowed with frequency {other.key} (frequency is {freq})"
+                for key in other.only_keys
+                if key in raw
+            )
+        elif entry.run_days:
+            weekdays = _names(raw.get("weekdays"), f"{setting}.weekdays", v.WEEKDAYS, ("Sunday",), problems)
+        elif entry.hourly:
+            raw_interval = raw.get("hourlyInterval", 4)
+            problems.extend(v.check_hourly_interval(raw_interval, f"{setting}.hourlyInterval"))
+            raw_window = raw.get("hourlyWindowHours", 24)
+            problems.extend(v.check_hourly_window(raw_window, f"{setting}.hourlyWindowHours"))
+            problems.extend(v.check_hourly_window_multiple(raw_window, raw_interval, f"{setting}.hourlyWindowHours"))
+            interval = raw_interval if isinstance(raw_interval, int) else None
+            window = raw_window if isinstance(raw_window, int) else None
     return ScheduleSettings(freq, str(time), weekdays, interval, window)
 
 
@@ -521,34 +521,40 @@ def _count(raw: object, tier: v.Tier, ptype: PolicyType, setting: str, problems:
     return cast(int, raw) if not found else 0
 
 
+def _tier_settings_classes() -> dict[str, type]:
+    """The settings class of each tier, from :class:`RetentionSettings`' own annotations
+    (``weekly: WeeklyRetention | None``): a tier given as a bare count (daily) maps to ``int``."""
+    hints = typing.get_type_hints(RetentionSettings)
+    return {key: next(a for a in typing.get_args(hint) if a is not type(None)) for key, hint in hints.items()}
+
+
+_TIER_SETTINGS = _tier_settings_classes()
+
+
 def _parse_retention(
     raw: Mapping[str, object], ptype: PolicyType, setting: str, problems: list[str]
 ) -> RetentionSettings:
+    """Every tier of the registry (``components.tiers``): a bare count, or ``{count, <selectors>}``
+    whose settings class takes ``(count, *selectors)`` in the registry's selector order."""
     problems.extend(_unknown_keys(raw, _RETENTION_KEYS, setting))
-    daily = _count(raw["daily"], "daily", ptype, f"{setting}.daily", problems) if raw.get("daily") is not None else None
-    weekly = monthly = yearly = None
-    if raw.get("weekly") is not None:
-        w = _mapping(raw["weekly"], f"{setting}.weekly", problems)
-        problems.extend(_unknown_keys(w, {"count", "days"}, f"{setting}.weekly"))
-        count = _count(w.get("count"), "weekly", ptype, f"{setting}.weekly.count", problems)
-        days = _names(w.get("days"), f"{setting}.weekly.days", v.WEEKDAYS, ("Sunday",), problems)
-        weekly = WeeklyRetention(count, days)
-    if raw.get("monthly") is not None:
-        m = _mapping(raw["monthly"], f"{setting}.monthly", problems)
-        problems.extend(_unknown_keys(m, {"count", "weeksOfMonth", "days"}, f"{setting}.monthly"))
-        count = _count(m.get("count"), "monthly", ptype, f"{setting}.monthly.count", problems)
-        weeks = _names(m.get("weeksOfMonth"), f"{setting}.monthly.weeksOfMonth", v.WEEKS_OF_MONTH, ("First",), problems)
-        days = _names(m.get("days"), f"{setting}.monthly.days", v.WEEKDAYS, ("Sunday",), problems)
-        monthly = MonthlyRetention(count, weeks, days)
-    if raw.get("yearly") is not None:
-        y = _mapping(raw["yearly"], f"{setting}.yearly", problems)
-        problems.extend(_unknown_keys(y, {"count", "months", "weeksOfMonth", "days"}, f"{setting}.yearly"))
-        count = _count(y.get("count"), "yearly", ptype, f"{setting}.yearly.count", problems)
-        months = _names(y.get("months"), f"{setting}.yearly.months", v.MONTHS, ("January",), problems)
-        weeks = _names(y.get("weeksOfMonth"), f"{setting}.yearly.weeksOfMonth", v.WEEKS_OF_MONTH, ("First",), problems)
-        days = _names(y.get("days"), f"{setting}.yearly.days", v.WEEKDAYS, ("Sunday",), problems)
-        yearly = YearlyRetention(count, months, weeks, days)
-    return RetentionSettings(daily, weekly, monthly, yearly)
+    values: dict[str, object] = {f.name: None for f in dataclasses.fields(RetentionSettings)}
+    for tier in RETENTION_TIERS:
+        if raw.get(tier.key) is None:
+            continue
+        tier_setting = f"{setting}.{tier.key}"
+        if not tier.selectors:
+            values[tier.key] = _count(raw[tier.key], tier.key, ptype, tier_setting, problems)
+            continue
+        section = _mapping(raw[tier.key], tier_setting, problems)
+        known = {"count", *(selector.key for selector in tier.selectors)}
+        problems.extend(_unknown_keys(section, known, tier_setting))
+        count = _count(section.get("count"), tier.key, ptype, f"{tier_setting}.count", problems)
+        chosen = [
+            _names(section.get(sel.key), f"{tier_setting}.{sel.key}", sel.allowed, sel.default, problems)
+            for sel in tier.selectors
+        ]
+        values[tier.key] = _TIER_SETTINGS[tier.key](count, *chosen)
+    return RetentionSettings(**values)  # type: ignore[arg-type]
 
 
 def _parse_initial_backup(raw: Mapping[str, object], setting: str, problems: list[str]) -> InitialBackupSettings:

@@ -24,13 +24,14 @@ from components.config import InitialBackupSettings
 from components.dynamic_pickling import pickler_restored
 from components.engine_values import has_unknown, id_failures, is_unknown
 from components.validation import ValidationError
+from protectedvm.ids import INITIAL_BACKUP_TYPE
 
 #: Property names as the engine, the policy pack and ``pulumi stack output`` see them.
 VAULT_ID = "vaultId"
 VM_IDS = "vmIds"
 SETTINGS = "settings"
 RESULTS = "results"
-TYPE_TOKEN = "pulumi-python:dynamic/protectedvm:InitialBackup"
+TYPE_TOKEN = INITIAL_BACKUP_TYPE
 
 LogSink = Callable[[int, str], None]
 

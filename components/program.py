@@ -24,10 +24,9 @@ from components.config import (
 from components.initial_backup import InitialBackup
 from components.protected_vm import ProtectedVM, ProtectedVMArgs, kept_item_ids
 from components.validation import MAX_VMS_PER_VAULT, ValidationError
+from protectedvm.ids import CONFIG_NAMESPACE, TIER_TAG
 
 __all__ = ["MAX_VMS_PER_VAULT", "check_vm_list", "deploy", "load_settings", "resource_name"]
-
-CONFIG_NAMESPACE = "protected-vm"
 
 
 class StackConfigError(ValidationError, pulumi.RunError):
@@ -95,10 +94,6 @@ def check_vm_list(targets: tuple[VmTarget, ...], *, one_vault: bool = True) -> N
         seen.setdefault(name, target)
     if problems:
         raise ValidationError(problems)
-
-
-#: Tag on each policy of a ``protected-vm:vaults`` stack: the policy pack's per-tier rules read it.
-TIER_TAG = "protected-vm-tier"
 
 
 def vault_resource_name(key: str) -> str:
@@ -196,7 +191,7 @@ def deploy(settings: StackSettings | None = None) -> Deployment:
     fleet = settings.fleet
     check_vm_list(settings.vms, one_vault=len(fleet.vaults) == 1)
     location = pulumi.Config("azure-native").get("location")
-    tags = {"managed-by": "protected-vm", "stack": pulumi.get_stack()}
+    tags = {"managed-by": CONFIG_NAMESPACE, "stack": pulumi.get_stack()}
     # Every vault first: BackupVault asks Azure whether its vault exists (a synchronous invoke,
     # which also runs every registration still pending), so asking before the first VM is
     # registered keeps a fleet's evaluation as cheap per VM as one vault's.

@@ -20,10 +20,10 @@ from components.engine_values import is_not_found
 from components.initial_backup import InitialBackup
 from components.validation import parse_vault_id
 from components.vm_protection import RETAIN_DATA, VmProtection
+from protectedvm.ids import FABRIC_NAME
+from protectedvm.ids import GET_PROTECTED_ITEM_TOKEN as ITEM_INVOKE
+from protectedvm.ids import VM_RESOURCE_TYPE as PROTECTED_ITEM_TYPE
 
-FABRIC_NAME = "Azure"
-PROTECTED_ITEM_TYPE = "Microsoft.Compute/virtualMachines"
-ITEM_INVOKE = "azure-native:recoveryservices:getProtectedItem"
 #: An imported item's inputs come from its id (pulumi-azure-native ``Read``: "Extract inputs from
 #: resource's ID", ``ParseResourceID`` keeps the id's spelling), and Azure spells the container and
 #: item ``IaasVMContainer;...``/``VM;...`` where we send lower case. azure-native diffs URL path

@@ -11,45 +11,34 @@ policy checks; each limit below names its record, mostly azurerm's (hashicorp/te
 ``website/docs/r/backup_policy_vm.html.markdown`` (commit 0a830d40, "azurerm docs" below) and
 ``internal/services/recoveryservices/backup_policy_vm_resource.go`` (commit 0177a6ca, "azurerm
 resource"). The emulator enforces the same rules on policy bodies (``emulator/policy_rules.py``).
+Per-tier and per-frequency facts (retention limits, units, required tiers, hourly only in V2,
+weekly V1 instant restore) are entries of the registry in :mod:`components.tiers`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Final, Literal
+from collections.abc import Collection
+from typing import Final
 
-PolicyType = Literal["V1", "V2"]
-Tier = Literal["daily", "weekly", "monthly", "yearly"]
-Frequency = Literal["Daily", "Weekly", "Hourly"]
+from components.tiers import FREQUENCIES, POLICY_TYPES, RETENTION_TIERS, schedule_frequency
+from components.tiers import MONTHS as MONTHS
+from components.tiers import WEEKDAYS as WEEKDAYS
+from components.tiers import WEEKS_OF_MONTH as WEEKS_OF_MONTH
+from components.tiers import Frequency as Frequency
+from components.tiers import PolicyType as PolicyType
+from components.tiers import Tier as Tier
+from protectedvm import ids
 
-#: Retention counts Azure accepts per tier and policy type (days for daily, weeks, months, years).
-#: azurerm docs: daily "Must be between 7 and 9999 ... Azure previously allows this field to be set to a
-#: minimum of 1 (day) - but for new resources/to update this value on existing Backup Policies - this value
-#: must now be at least 7 (days)", with no exception for Enhanced (V2) policies; weekly, monthly and
-#: yearly "Must be between 1 and 9999".
+#: Azure's retention counts per tier and policy type, and each tier's unit: from the registry.
 RETENTION_LIMITS: Final[dict[tuple[PolicyType, Tier], tuple[int, int]]] = {
-    ("V1", "daily"): (7, 9999),
-    ("V2", "daily"): (7, 9999),
-    ("V1", "weekly"): (1, 9999),
-    ("V2", "weekly"): (1, 9999),
-    ("V1", "monthly"): (1, 9999),
-    ("V2", "monthly"): (1, 9999),
-    ("V1", "yearly"): (1, 9999),
-    ("V2", "yearly"): (1, 9999),
+    (policy_type, tier.key): tier.limits[policy_type] for tier in RETENTION_TIERS for policy_type in POLICY_TYPES
 }
-TIER_UNITS: Final[dict[Tier, str]] = {
-    "daily": "days",
-    "weekly": "weeks",
-    "monthly": "months",
-    "yearly": "years",
-}
+TIER_UNITS: Final[dict[Tier, str]] = {tier.key: tier.unit for tier in RETENTION_TIERS}
+FREQUENCY_NAMES: Final[tuple[str, ...]] = tuple(f.key for f in FREQUENCIES)
 #: Instant-restore snapshot retention (days) per policy type. azurerm docs: "between 1 and 5 when
 #: policy_type is V1, and 1 to 30 when policy_type is V2".
 INSTANT_RESTORE_LIMITS: Final[dict[PolicyType, tuple[int, int]]] = {"V1": (1, 5), "V2": (1, 30)}
-#: A Standard policy with a weekly schedule keeps its snapshots exactly this many days. azurerm docs:
-#: "instant_restore_retention_days must be set to 5 if the backup frequency is set to Weekly".
-WEEKLY_SCHEDULE_INSTANT_RESTORE_DAYS: Final = 5
 #: azurerm docs: hour_interval "Possible values are 4, 6, 8 and 12"; hour_duration "between 4 and 24",
 #: and "hour_duration must be multiplier of hour_interval" (also enforced in azurerm resource's
 #: expandBackupProtectionPolicyVMSchedule: "`hour_duration` must be multiplier of `hour_interval`").
@@ -61,54 +50,11 @@ SOFT_DELETE_STATES: Final[tuple[str, ...]] = ("AlwaysON", "Enabled", "Disabled")
 IMMUTABILITY_STATES: Final[tuple[str, ...]] = ("Disabled", "Unlocked", "Locked")
 PUBLIC_NETWORK_ACCESS: Final[tuple[str, ...]] = ("Enabled", "Disabled")
 VERIFY_MODES: Final[tuple[str, ...]] = ("none", "started", "completed")
-WEEKDAYS: Final[tuple[str, ...]] = (
-    "Sunday",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-)
-WEEKS_OF_MONTH: Final[tuple[str, ...]] = ("First", "Second", "Third", "Fourth", "Last")
-MONTHS: Final[tuple[str, ...]] = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 #: How long an on-demand recovery point may be kept (Azure's "Retain backup till" allows 99 years).
 INITIAL_BACKUP_RETAIN_DAYS_LIMITS: Final[tuple[int, int]] = (1, 36135)
 INITIAL_BACKUP_TIMEOUT_MINUTES_LIMITS: Final[tuple[int, int]] = (1, 1440)
 INITIAL_BACKUP_POLL_SECONDS_LIMITS: Final[tuple[int, int]] = (5, 600)
 
-_VM_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})"
-    r"/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
-    r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[-\w.]{1,64})\Z",
-    re.IGNORECASE,
-)
-_VAULT_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})"
-    r"/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
-    r"/providers/Microsoft\.RecoveryServices/vaults/(?P<name>[-\w]{2,50})\Z",
-    re.IGNORECASE,
-)
-_POLICY_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})"
-    r"/resourceGroups/(?P<resource_group>[-\w._()]{1,90})"
-    r"/providers/Microsoft\.RecoveryServices/vaults/(?P<vault>[-\w]{2,50})"
-    r"/backupPolicies/(?P<name>[-\w.]{1,150})\Z",
-    re.IGNORECASE,
-)
 _HHMM = re.compile(r"^(?P<h>[01]\d|2[0-3]):(?P<m>[0-5]\d)\Z")
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})(\.0+)?Z?\Z")
 
@@ -121,54 +67,37 @@ class ValidationError(ValueError):
         super().__init__("invalid protected-vm configuration:\n  - " + "\n  - ".join(problems))
 
 
-@dataclass(frozen=True)
-class AzureId:
-    """The parts of an ARM id that naming and credentials need."""
-
-    subscription: str
-    resource_group: str
-    name: str
+#: The parts of an ARM id that naming and credentials need (one parser: :mod:`protectedvm.ids`).
+AzureId = ids.ArmId
 
 
-def parse_vm_id(vm_id: str, setting: str = "vms") -> AzureId:
+def parse_vm_id(vm_id: object, setting: str = "vms") -> AzureId:
     """Split a VM resource id, or raise naming the setting and the expected shape."""
-    problems = check_vm_id(vm_id, setting)
-    if problems:
-        raise ValidationError(problems)
-    match = _VM_ID.match(vm_id)
-    assert match is not None
-    return AzureId(match["subscription"], match["resource_group"], match["name"])
+    parts = ids.match_id(vm_id, ids.VM_ID)
+    if parts is None:
+        raise ValidationError(check_vm_id(vm_id, setting))
+    return parts
 
 
 def parse_vault_id(vault_id: object, setting: str = "vault.existingId") -> AzureId:
     """Split a Recovery Services vault id (for reuse of an existing vault)."""
-    match = _VAULT_ID.match(vault_id) if isinstance(vault_id, str) else None
-    if match is None:
+    parts = ids.match_id(vault_id, ids.VAULT_ID)
+    if parts is None:
         raise ValidationError(
-            [
-                f"{setting} = {vault_id!r} is not a Recovery Services vault id: expected "
-                "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.RecoveryServices/vaults/<name>"
-            ]
+            [f"{setting} = {vault_id!r} is not a Recovery Services vault id: expected {ids.VAULT_ID.expected()}"]
         )
-    return AzureId(match["subscription"], match["resource_group"], match["name"])
+    return parts
 
 
 def check_vm_id(vm_id: object, setting: str = "vms") -> list[str]:
-    if not isinstance(vm_id, str) or _VM_ID.match(vm_id) is None:
-        return [
-            f"{setting} = {vm_id!r} is not a virtual machine resource id: expected "
-            "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>"
-        ]
+    if ids.match_id(vm_id, ids.VM_ID) is None:
+        return [f"{setting} = {vm_id!r} is not a virtual machine resource id: expected {ids.VM_ID.expected()}"]
     return []
 
 
 def check_policy_id(policy_id: object, setting: str = "policy.existingId") -> list[str]:
-    if not isinstance(policy_id, str) or _POLICY_ID.match(policy_id) is None:
-        return [
-            f"{setting} = {policy_id!r} is not a backup policy id: expected "
-            "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.RecoveryServices/"
-            "vaults/<vault>/backupPolicies/<name>"
-        ]
+    if ids.match_id(policy_id, ids.POLICY_ID) is None:
+        return [f"{setting} = {policy_id!r} is not a backup policy id: expected {ids.POLICY_ID.expected()}"]
     return []
 
 
@@ -205,11 +134,12 @@ def check_instant_restore_days(days: object, policy_type: PolicyType, frequency:
     problems = check_int_range(days, setting, low, high, "days")
     if problems:
         return [f"{p} for {describe_policy_type(policy_type)} policies" for p in problems]
-    if policy_type == "V1" and frequency == "Weekly" and days != WEEKLY_SCHEDULE_INSTANT_RESTORE_DAYS:
+    entry = schedule_frequency(frequency)
+    fixed = entry.v1_instant_restore_days if entry is not None else None
+    if policy_type == "V1" and fixed is not None and days != fixed:
         return [
-            f"{setting} = {days} is not allowed with a Weekly schedule: Standard (V1) policies "
-            f"with weekly backups keep instant-restore snapshots exactly "
-            f"{WEEKLY_SCHEDULE_INSTANT_RESTORE_DAYS} days"
+            f"{setting} = {days} is not allowed with a {frequency} schedule: Standard (V1) policies "
+            f"with {frequency.lower()} backups keep instant-restore snapshots exactly {fixed} days"
         ]
     return []
 
@@ -270,25 +200,31 @@ def check_frequency_for_policy_type(frequency: object, policy_type: PolicyType, 
     """Hourly RPO exists only in Enhanced (V2) policies (bms.json: SimpleSchedulePolicyV2 is "the V2
     policy schedule for IaaS that supports hourly backups"; azurerm resource builds an hourly schedule
     only for V2)."""
-    problems = check_choice(frequency, setting, ("Daily", "Weekly", "Hourly"))
-    if problems:
-        return problems
-    if frequency == "Hourly" and policy_type != "V2":
-        return [f"{setting} = 'Hourly' requires an Enhanced (V2) policy; policy type is Standard (V1)"]
+    entry = schedule_frequency(frequency)
+    if entry is None:
+        return check_choice(frequency, setting, FREQUENCY_NAMES)
+    if policy_type not in entry.policy_types:
+        return [
+            f"{setting} = {entry.key!r} requires an {describe_policy_type(entry.policy_types[0])} policy; "
+            f"policy type is {describe_policy_type(policy_type)}"
+        ]
     return []
 
 
-def check_schedule_retention(frequency: Frequency, has_daily: bool, has_weekly: bool, setting: str) -> list[str]:
-    """A weekly schedule produces no daily points, and a daily schedule needs daily retention
-    (azurerm resource CustomizeDiff: "`retention_daily` must be set when backup.0.frequency is
-    daily/hourly", "must be not set when backup.0.frequency is weekly", "`retention_weekly` must be
-    set when backup.0.frequency is weekly")."""
-    if frequency == "Weekly" and has_daily:
-        return [f"{setting}.daily is set but the schedule is Weekly: weekly backups cannot have daily retention"]
-    if frequency == "Weekly" and not has_weekly:
-        return [f"{setting}.weekly is required with a Weekly schedule"]
-    if frequency in ("Daily", "Hourly") and not has_daily:
-        return [f"{setting}.daily is required with a {frequency} schedule"]
+def check_schedule_retention(frequency: Frequency, present: Collection[str], setting: str) -> list[str]:
+    """A weekly schedule produces no daily points, and a daily schedule needs daily retention:
+    each frequency's required and forbidden tiers (``components.tiers.FREQUENCIES``)."""
+    entry = schedule_frequency(frequency)
+    if entry is None:
+        return []
+    forbidden = [tier for tier in entry.forbidden_tiers if tier in present]
+    if forbidden:
+        return [
+            f"{setting}.{forbidden[0]} is set but the schedule is {frequency}: {frequency.lower()} backups cannot "
+            f"have {forbidden[0]} retention"
+        ]
+    if entry.required_tier not in present:
+        return [f"{setting}.{entry.required_tier} is required with a {frequency} schedule"]
     return []
 
 

@@ -28,11 +28,12 @@ import pulumi.dynamic as dyn
 
 from components.dynamic_pickling import pickler_restored
 from components.engine_values import is_unknown
+from protectedvm.ids import VAULT_LOCK_TYPE
 
 VAULT_ID = "vaultId"
 IMMUTABILITY = "immutability"
 SOFT_DELETE = "softDelete"
-TYPE_TOKEN = "pulumi-python:dynamic/protectedvm:VaultLock"
+TYPE_TOKEN = VAULT_LOCK_TYPE
 
 
 def downgrade_problems(

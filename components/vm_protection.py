@@ -33,13 +33,14 @@ import pulumi.dynamic as dyn
 from components.config import DELETE_DATA, ON_REMOVE_VALUES, RETAIN_DATA
 from components.dynamic_pickling import pickler_restored
 from components.engine_values import id_failures, is_unknown
+from protectedvm.ids import VM_PROTECTION_TYPE
 
 VAULT_ID = "vaultId"
 VM_ID = "vmId"
 VAULT_LOCATION = "vaultLocation"
 POLICY_ID = "policyId"
 ON_REMOVE = "onRemove"
-TYPE_TOKEN = "pulumi-python:dynamic/protectedvm:VmProtection"
+TYPE_TOKEN = VM_PROTECTION_TYPE
 
 
 class PreflightError(Exception):

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Final, cast
 
 from components import validation as v
+from components.tiers import FREQUENCIES, RETENTION_TIERS, schedule_frequency
 from components.validation import Frequency, PolicyType, Tier
 from components.vault_operations import BACKUP_GROUP_ID, BACKUP_REPORT_CATEGORIES, DEDICATED, LOCK_LEVEL
 from policies.thresholds import (
     ANY_TIER,
     TIERS,
-    VM_TYPE,
     CoverageRequirements,
     InitialBackupRequirements,
     OperationsRequirements,
@@ -33,36 +33,35 @@ from policies.thresholds import (
     TierRules,
     VaultRequirements,
 )
+from protectedvm import ids
+from protectedvm.ids import (
+    ALERT_RULE_TYPE,
+    DIAGNOSTIC_TYPE,
+    GUARD_PROXY_TYPE,
+    ITEM_TYPE,
+    LOCK_PENDING_TAG,
+    LOCK_TYPE,
+    POLICY_TYPE,
+    PRIVATE_ENDPOINT_TYPE,
+    RESOURCE_GUARD_TYPE,
+    TIER_TAG,
+    VAULT_TYPE,
+    VM_TYPE,
+)
 
-VAULT_TYPE: Final = "azure-native:recoveryservices:Vault"
-POLICY_TYPE: Final = "azure-native:recoveryservices:ProtectionPolicy"
-ITEM_TYPE: Final = "azure-native:recoveryservices:ProtectedItem"
-#: Dynamic resources all share this token; ``InitialBackup`` is recognised by its props.
-DYNAMIC_TYPE: Final = "pulumi-python:dynamic:Resource"
-
-
-def is_dynamic_type(resource_type: str) -> bool:
-    """``pulumi-python:dynamic:Resource`` by default, ``pulumi-python:dynamic/<module>:<Name>`` when
-    the dynamic resource class declares a module/name; either may carry the InitialBackup."""
-    return resource_type.startswith(("pulumi-python:dynamic:", "pulumi-python:dynamic/"))
-
+#: Dynamic resources all share a token; ``InitialBackup`` is recognised by its props.
+from protectedvm.ids import DYNAMIC_TYPE as DYNAMIC_TYPE
+from protectedvm.ids import is_dynamic_type as is_dynamic_type
 
 RETENTION_PATH: Final = "properties.retentionPolicy"
 SCHEDULE_PATH: Final = "properties.schedulePolicy"
-TIER_SCHEDULE_KEYS: Final[dict[Tier, str]] = {
-    "daily": "dailySchedule",
-    "weekly": "weeklySchedule",
-    "monthly": "monthlySchedule",
-    "yearly": "yearlySchedule",
-}
+TIER_SCHEDULE_KEYS: Final[dict[Tier, str]] = {tier.key: tier.schedule_key for tier in RETENTION_TIERS}
 #: The gap between recovery points a schedule frequency implies, when it is not hourly.
-FREQUENCY_RPO_HOURS: Final[dict[str, int]] = {"Daily": 24, "Weekly": 168}
+FREQUENCY_RPO_HOURS: Final[dict[str, int]] = {f.key: f.rpo_hours for f in FREQUENCIES if f.rpo_hours is not None}
 #: What Azure assumes when a prop is absent; a missing prop must be judged by what Azure will do.
 AZURE_DEFAULT_INSTANT_RESTORE_DAYS: Final = 2
 AZURE_DEFAULT_SOFT_DELETE_STATE: Final = "Enabled"
 AZURE_DEFAULT_IMMUTABILITY_STATE: Final = "Disabled"
-#: components.backup_vault.LOCK_PENDING_TAG (not imported: the pack runs without the program).
-LOCK_PENDING_TAG: Final = "protected-vm-immutability"
 AZURE_DEFAULT_PUBLIC_NETWORK_ACCESS: Final = "Enabled"
 AZURE_DEFAULT_STORAGE_REDUNDANCY: Final = "GeoRedundant"
 
@@ -141,10 +140,13 @@ def check_rpo(frequency: object, interval: object, setting: str, max_rpo_hours: 
     """The recovery point objective the schedule implies must meet the environment's."""
     if max_rpo_hours is None:
         return []
-    rpo = interval if frequency == "Hourly" else FREQUENCY_RPO_HOURS.get(str(frequency))
+    entry = schedule_frequency(frequency)
+    rpo = interval if entry is not None and entry.hourly else FREQUENCY_RPO_HOURS.get(str(frequency))
     if isinstance(rpo, bool) or not isinstance(rpo, int) or rpo <= max_rpo_hours:
         return []
-    needs = " (needs an Hourly schedule, which only Enhanced (V2) policies offer)" if max_rpo_hours < 24 else ""
+    hourly = next(f for f in FREQUENCIES if f.hourly)
+    offered = v.describe_policy_type(hourly.policy_types[0])
+    needs = f" (needs an {hourly.key} schedule, which only {offered} policies offer)" if max_rpo_hours < 24 else ""
     return [
         f"{setting} = {frequency!r} gives a recovery point every {rpo} hours: this environment's maximum RPO "
         f"is {max_rpo_hours} hours{needs}"
@@ -195,9 +197,10 @@ def retention_problems(props: Mapping[str, object], req: RetentionRequirements) 
 
 def _schedule_times(schedule: Mapping[str, object], frequency: object) -> tuple[str, object]:
     """Where the run time lives depends on the schedule type (V1 flat, V2 nested per frequency)."""
-    if frequency == "Hourly":
-        return "hourlySchedule.scheduleWindowStartTime", get_path(schedule, "hourlySchedule.scheduleWindowStartTime")
-    nested = {"Daily": "dailySchedule", "Weekly": "weeklySchedule"}.get(str(frequency))
+    entry = schedule_frequency(frequency)
+    nested = entry.v2_schedule_key if entry is not None else None
+    if entry is not None and entry.hourly:
+        return f"{nested}.scheduleWindowStartTime", get_path(schedule, f"{nested}.scheduleWindowStartTime")
     if nested and isinstance(schedule.get(nested), Mapping):
         return f"{nested}.scheduleRunTimes", get_path(schedule, f"{nested}.scheduleRunTimes")
     return "scheduleRunTimes", schedule.get("scheduleRunTimes")
@@ -218,26 +221,28 @@ def schedule_problems(props: Mapping[str, object], req: ScheduleRequirements) ->
         return problems
     found = v.check_frequency_for_policy_type(frequency, ptype, setting)
     problems.extend(found)
-    if frequency not in ("Daily", "Weekly", "Hourly"):
+    entry = schedule_frequency(frequency)
+    if entry is None:
         return problems
-    freq = cast(Frequency, frequency)
+    freq: Frequency = entry.key
     if (
-        freq == "Hourly"
+        entry.hourly
         and ptype == "V2"
         and schedule.get("schedulePolicyType") not in ("SimpleSchedulePolicyV2", UNKNOWN)
     ):
         problems.append(
-            f"{SCHEDULE_PATH}.schedulePolicyType = {schedule.get('schedulePolicyType')!r} cannot run Hourly: "
+            f"{SCHEDULE_PATH}.schedulePolicyType = {schedule.get('schedulePolicyType')!r} cannot run {freq}: "
             "use 'SimpleSchedulePolicyV2'"
         )
     interval: object = None
-    if freq == "Hourly":
-        interval = v.as_count(get_path(schedule, "hourlySchedule.interval"))
+    if entry.hourly:
+        hourly = f"{SCHEDULE_PATH}.{entry.v2_schedule_key}"
+        interval = v.as_count(get_path(schedule, f"{entry.v2_schedule_key}.interval"))
         if interval is not UNKNOWN:
-            problems.extend(v.check_hourly_interval(interval, f"{SCHEDULE_PATH}.hourlySchedule.interval"))
-        window = v.as_count(get_path(schedule, "hourlySchedule.scheduleWindowDuration"))
+            problems.extend(v.check_hourly_interval(interval, f"{hourly}.interval"))
+        window = v.as_count(get_path(schedule, f"{entry.v2_schedule_key}.scheduleWindowDuration"))
         if window is not UNKNOWN:
-            problems.extend(v.check_hourly_window(window, f"{SCHEDULE_PATH}.hourlySchedule.scheduleWindowDuration"))
+            problems.extend(v.check_hourly_window(window, f"{hourly}.scheduleWindowDuration"))
     time_key, times = _schedule_times(schedule, freq)
     time_setting = f"{SCHEDULE_PATH}.{time_key}"
     if times is None or (isinstance(times, list) and not times):
@@ -426,14 +431,12 @@ def _arm_keys(resource: StackResource) -> set[str]:
     rg = resource.props.get("resourceGroupName")
     if resource.type == POLICY_TYPE:
         vault, name = resource.props.get("vaultName"), resource.props.get("policyName")
-        if all(isinstance(x, str) for x in (rg, vault, name)):
-            keys.add(
-                f"/resourcegroups/{rg}/providers/microsoft.recoveryservices/vaults/{vault}/backuppolicies/{name}".lower()
-            )
+        if isinstance(rg, str) and isinstance(vault, str) and isinstance(name, str):
+            keys.add(ids.policy_path(rg, vault, name).lower())
     elif resource.type == VM_TYPE:
         name = resource.props.get("vmName")
         if isinstance(rg, str) and isinstance(name, str):
-            keys.add(f"/resourcegroups/{rg}/providers/microsoft.compute/virtualmachines/{name}".lower())
+            keys.add(ids.vm_path(rg, name).lower())
     return keys
 
 
@@ -542,19 +545,11 @@ def _item_policy_problems(
 
 # --- vault operations (stack rule) ---------------------------------------------------------
 
-LOCK_TYPE: Final = "azure-native:authorization:ManagementLockByScope"
-DIAGNOSTIC_TYPE: Final = "azure-native:monitor:DiagnosticSetting"
-ALERT_RULE_TYPE: Final = "azure-native:alertsmanagement:AlertProcessingRuleByName"
-GUARD_PROXY_TYPE: Final = "azure-native:recoveryservices:ResourceGuardProxy"
-PRIVATE_ENDPOINT_TYPE: Final = "azure-native:network:PrivateEndpoint"
-RESOURCE_GUARD_TYPE: Final = "azure-native:dataprotection:ResourceGuard"
-
-
 def _vault_keys(vault: StackResource) -> set[str]:
     keys = _arm_keys(vault)
     rg, name = vault.props.get("resourceGroupName"), vault.props.get("vaultName")
     if isinstance(rg, str) and isinstance(name, str):
-        keys.add(f"/resourcegroups/{rg}/providers/microsoft.recoveryservices/vaults/{name}".lower())
+        keys.add(ids.vault_path(rg, name).lower())
     return keys
 
 
@@ -608,18 +603,13 @@ def _connects_backup(endpoint: StackResource, vault: StackResource) -> bool:
     )
 
 
-def _subscription_of(arm_id: object) -> str | None:
-    parts = arm_id.split("/") if isinstance(arm_id, str) else []
-    return parts[2].lower() if len(parts) > 2 and parts[1].lower() == "subscriptions" else None
-
-
 def _guard_subscription_problems(
     vault: StackResource, proxies: Sequence[StackResource], created: Sequence[StackResource]
 ) -> list[StackProblem]:
     """A guard its vault's owners can administer guards nothing (Azure docs: the Backup admin must
     not hold Contributor on the guard; put it in another subscription or tenant). A guard this
     stack creates is deployed by the vault's own pipeline, so it fails at preview already."""
-    vault_sub = _subscription_of(vault.props.get("id"))
+    vault_sub = ids.subscription_of(vault.props.get("id"))
     problems: list[StackProblem] = []
     for proxy in proxies:
         guard = get_path(proxy.props, "properties.resourceGuardResourceId")
@@ -633,7 +623,7 @@ def _guard_subscription_problems(
                     "owners do not administer (set multiUserAuthorization.resourceGuardId)",
                 )
             )
-        elif vault_sub is not None and _subscription_of(guard) == vault_sub:
+        elif vault_sub is not None and ids.subscription_of(guard) == vault_sub:
             problems.append(
                 StackProblem(
                     proxy.urn,
@@ -768,10 +758,6 @@ def vault_operations_problems(
 
 
 # --- per-tier rules (issue 16) --------------------------------------------------------------------
-
-#: components.program.TIER_TAG (not imported: the pack runs without the program).
-TIER_TAG: Final = "protected-vm-tier"
-
 
 def policy_tier(props: Mapping[str, object]) -> str | None:
     tags = props.get("tags")

@@ -32,9 +32,10 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from policies.pack import enforcement_level_for, pack_definition
+from protectedvm.ids import CONFIG_NAMESPACE
 
 POLICIES_DIR: Final = Path(__file__).resolve().parent
-PROJECT: Final = "protected-vm"
+PROJECT: Final = CONFIG_NAMESPACE
 
 
 class RegisteredResource(Protocol):

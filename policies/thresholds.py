@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 from components import validation as v
+from components.tiers import RETENTION_TIERS
 from components.validation import Tier
+from protectedvm.ids import VM_TYPE as VM_TYPE  # the policies' config names VMs of this type
 
-TIERS: Final[tuple[Tier, ...]] = ("daily", "weekly", "monthly", "yearly")
-VM_TYPE: Final = "azure-native:compute:VirtualMachine"
+TIERS: Final[tuple[Tier, ...]] = tuple(tier.key for tier in RETENTION_TIERS)
 
 
 class PolicyConfigError(ValueError):
@@ -54,7 +55,7 @@ def _names_schema(allowed: Sequence[str], default: Sequence[str], description: s
 
 RETENTION_SCHEMA: Final[dict[str, dict[str, Any]]] = {
     "minimum": _tier_counts_schema(
-        "Shortest retention per tier (daily: days, weekly: weeks, monthly: months, yearly: years)."
+        f"Shortest retention per tier ({', '.join(f'{tier.key}: {tier.unit}' for tier in RETENTION_TIERS)})."
     ),
     "maximum": _tier_counts_schema("Longest retention per tier (caps storage cost where it matters)."),
     "requiredTiers": _names_schema(TIERS, ("daily",), "Retention tiers every backup policy must have."),

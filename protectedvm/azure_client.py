@@ -49,7 +49,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
 from azure.mgmt.recoveryservicesbackup import models as m
 
-from protectedvm.ids import FABRIC_NAME, VaultRef, VmRef
+from protectedvm.ids import FABRIC_NAME, VM_RESOURCE_TYPE, VaultRef, VmRef
 from protectedvm.pacing import ArmPacer, PacingPolicy, pacer_for
 
 ENDPOINT_ENV = "PROTECTED_VM_ARM_ENDPOINT"
@@ -839,7 +839,7 @@ class BackupApi:
         self._put_item(
             vm,
             {
-                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "protectedItemType": VM_RESOURCE_TYPE,
                 "sourceResourceId": vm.vm_id,
                 "protectionState": "ProtectionStopped",
             },
@@ -854,7 +854,7 @@ class BackupApi:
         self._put_item(
             vm,
             {
-                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "protectedItemType": VM_RESOURCE_TYPE,
                 "sourceResourceId": vm.vm_id,
                 "isRehydrate": True,
             },
@@ -937,7 +937,7 @@ class BackupApi:
         self._put_item(
             vm,
             {
-                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "protectedItemType": VM_RESOURCE_TYPE,
                 "sourceResourceId": vm.vm_id,
                 "policyId": policy_id,
             },

@@ -55,7 +55,7 @@ def run_day_two(stack: str, out: Callable[[str], None] = print) -> int:
     from emulator import Emulator, ManualClock
     from emulator.seeding import item_path
     from protectedvm.azure_client import BackupApi
-    from protectedvm.ids import VaultRef, VmRef
+    from protectedvm.ids import VM_RESOURCE_TYPE, VaultRef, VmRef
 
     config = load_stack_config(stack)
     vms: list[str] = json.loads(config["protected-vm:vms"])
@@ -99,7 +99,7 @@ def run_day_two(stack: str, out: Callable[[str], None] = print) -> int:
                 f"{item_path(v, vm.container_name, vm.protected_item_name)}?api-version=2025-02-01",
                 {
                     "properties": {
-                        "protectedItemType": "Microsoft.Compute/virtualMachines",
+                        "protectedItemType": VM_RESOURCE_TYPE,
                         "sourceResourceId": vm_id,
                         "policyId": f"{v.id}/backupPolicies/DefaultPolicy",
                     }

@@ -10,32 +10,40 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from components.initial_backup import TYPE_TOKEN as INITIAL_BACKUP_TYPE
-from components.vault_lock import TYPE_TOKEN as VAULT_LOCK_TYPE
-from components.vm_protection import TYPE_TOKEN as VM_PROTECTION_TYPE
+from components.tiers import FREQUENCIES, RETENTION_TIERS, schedule_frequency
+from protectedvm import ids
+from protectedvm.ids import (
+    INITIAL_BACKUP_TYPE,
+    ITEM_TYPE,
+    POLICY_TYPE,
+    TIER_TAG,
+    VAULT_LOCK_TYPE,
+    VAULT_TYPE,
+    VM_PROTECTION_TYPE,
+)
 from rehearsal.table import render_table
 from testing.mock_preview import Plan, PlannedResource
 
 _SHORT_TYPES = {
-    "protected-vm:index:BackupVault": "BackupVault (component)",
-    "protected-vm:index:ProtectedVM": "ProtectedVM (component)",
-    "azure-native:recoveryservices:Vault": "recoveryservices:Vault",
-    "azure-native:recoveryservices:ProtectionPolicy": "recoveryservices:ProtectionPolicy",
+    ids.BACKUP_VAULT_COMPONENT_TYPE: "BackupVault (component)",
+    ids.PROTECTED_VM_COMPONENT_TYPE: "ProtectedVM (component)",
+    VAULT_TYPE: "recoveryservices:Vault",
+    POLICY_TYPE: "recoveryservices:ProtectionPolicy",
     VAULT_LOCK_TYPE: "VaultLock (after the vault)",
-    "azure-native:authorization:ManagementLockByScope": "authorization:ManagementLock",
-    "azure-native:monitor:ActionGroup": "monitor:ActionGroup",
-    "azure-native:alertsmanagement:AlertProcessingRuleByName": "alertsmanagement:AlertProcessingRule",
-    "azure-native:operationalinsights:Workspace": "operationalinsights:Workspace",
-    "azure-native:monitor:DiagnosticSetting": "monitor:DiagnosticSetting",
-    "azure-native:dataprotection:ResourceGuard": "dataprotection:ResourceGuard",
-    "azure-native:recoveryservices:ResourceGuardProxy": "recoveryservices:ResourceGuardProxy",
-    "azure-native:network:PrivateEndpoint": "network:PrivateEndpoint",
-    "azure-native:network:PrivateDnsZoneGroup": "network:PrivateDnsZoneGroup",
+    ids.LOCK_TYPE: "authorization:ManagementLock",
+    ids.ACTION_GROUP_TYPE: "monitor:ActionGroup",
+    ids.ALERT_RULE_TYPE: "alertsmanagement:AlertProcessingRule",
+    ids.WORKSPACE_TYPE: "operationalinsights:Workspace",
+    ids.DIAGNOSTIC_TYPE: "monitor:DiagnosticSetting",
+    ids.RESOURCE_GUARD_TYPE: "dataprotection:ResourceGuard",
+    ids.GUARD_PROXY_TYPE: "recoveryservices:ResourceGuardProxy",
+    ids.PRIVATE_ENDPOINT_TYPE: "network:PrivateEndpoint",
+    ids.PRIVATE_DNS_ZONE_GROUP_TYPE: "network:PrivateDnsZoneGroup",
     VM_PROTECTION_TYPE: "VmProtection (pre-flight)",
-    "azure-native:recoveryservices:ProtectedItem": "recoveryservices:ProtectedItem",
+    ITEM_TYPE: "recoveryservices:ProtectedItem",
     INITIAL_BACKUP_TYPE: "InitialBackup (post-deploy)",
 }
-_UNITS = {"Days": "d", "Weeks": "w", "Months": "m", "Years": "y"}
+_UNITS = {tier.duration_type: tier.short_unit for tier in RETENTION_TIERS}
 
 
 def _n(value: Any) -> str:
@@ -51,8 +59,8 @@ def retention_ladder(properties: Mapping[str, Any]) -> str:
     """``30d / 12w / 12m / 7y``: the ladder an auditor asks about first."""
     ladder = properties.get("retentionPolicy") or {}
     parts = []
-    for tier in ("dailySchedule", "weeklySchedule", "monthlySchedule", "yearlySchedule"):
-        duration = (ladder.get(tier) or {}).get("retentionDuration")
+    for tier in RETENTION_TIERS:
+        duration = (ladder.get(tier.schedule_key) or {}).get("retentionDuration")
         if duration:
             parts.append(f"{_n(duration.get('count'))}{_UNITS.get(duration.get('durationType'), '?')}")
     return " / ".join(parts) or "none"
@@ -61,21 +69,23 @@ def retention_ladder(properties: Mapping[str, Any]) -> str:
 def schedule_summary(properties: Mapping[str, Any]) -> str:
     schedule = properties.get("schedulePolicy") or {}
     frequency = schedule.get("scheduleRunFrequency")
-    if frequency == "Hourly":
-        hourly = schedule.get("hourlySchedule") or {}
+    entry = schedule_frequency(frequency)
+    if entry is not None and entry.hourly:
+        hourly = schedule.get(entry.v2_schedule_key) or {}
         return (
             f"every {_n(hourly.get('interval'))}h from {_hhmm(hourly.get('scheduleWindowStartTime'))} "
             f"for {_n(hourly.get('scheduleWindowDuration'))}h"
         )
-    times = (
-        schedule.get("scheduleRunTimes")
-        or (schedule.get("dailySchedule") or {}).get("scheduleRunTimes")
-        or (schedule.get("weeklySchedule") or {}).get("scheduleRunTimes")
-        or []
-    )
-    days = schedule.get("scheduleRunDays") or (schedule.get("weeklySchedule") or {}).get("scheduleRunDays") or []
+    times = _first(schedule, "scheduleRunTimes")
+    days = _first(schedule, "scheduleRunDays")
     when = ",".join(_hhmm(t) for t in times)
     return f"{frequency} at {when}" + (f" on {','.join(days)}" if days else "")
+
+
+def _first(schedule: Mapping[str, Any], key: str) -> list[Any]:
+    """A V1 schedule's flat ``key``, else the first V2 nested schedule's (``dailySchedule``...)."""
+    nested = [schedule.get(f.v2_schedule_key) or {} for f in FREQUENCIES if not f.hourly]
+    return list(schedule.get(key) or next((n[key] for n in nested if n.get(key)), []))
 
 
 def disk_summary(properties: Mapping[str, Any]) -> str:
@@ -92,7 +102,7 @@ def disk_summary(properties: Mapping[str, Any]) -> str:
 def describe(resource: PlannedResource) -> str:
     inputs = resource.inputs
     props: Mapping[str, Any] = inputs.get("properties") or {}
-    if resource.type == "azure-native:recoveryservices:Vault":
+    if resource.type == VAULT_TYPE:
         redundancy = props.get("redundancySettings") or {}
         security = props.get("securitySettings") or {}
         soft = security.get("softDeleteSettings") or {}
@@ -106,16 +116,16 @@ def describe(resource: PlannedResource) -> str:
     described = _describe_operations(resource.type, inputs, props)
     if described is not None:
         return described
-    if resource.type == "azure-native:recoveryservices:ProtectionPolicy":
+    if resource.type == POLICY_TYPE:
         kind = "Enhanced (V2)" if props.get("policyType") == "V2" else "Standard (V1)"
         return (
             f"{inputs.get('policyName')}: {kind}, {schedule_summary(props)} {props.get('timeZone')}, "
             f"instant restore {_n(props.get('instantRpRetentionRangeInDays'))}d, retention {retention_ladder(props)}"
         )
-    if resource.type == "azure-native:recoveryservices:ProtectedItem":
+    if resource.type == ITEM_TYPE:
         vm_id = str(props.get("sourceResourceId", ""))
-        parts = vm_id.split("/")
-        where = f"{parts[-1]} (rg {parts[4]})" if len(parts) > 4 else vm_id
+        ref = ids.match_id(vm_id, ids.VM_ID)
+        where = f"{ref.name} (rg {ref.resource_group})" if ref is not None else vm_id
         disks = disk_summary(props)
         return f"{where} -> item {inputs.get('protectedItemName')}" + (f", disks: {disks}" if disks else "")
     if resource.type == VAULT_LOCK_TYPE:
@@ -150,37 +160,37 @@ def _describe_operations(kind: str, inputs: Mapping[str, Any], props: Mapping[st
     """Rows of the vault's operations resources: shown in the plan and checked by the policy pack;
     the emulator serves none of their APIs, so the rehearsal does not deploy them."""
     last = lambda value: str(value).rsplit("/", 1)[-1]  # noqa: E731
-    if kind == "azure-native:authorization:ManagementLockByScope":
+    if kind == ids.LOCK_TYPE:
         return f"{inputs.get('lockName')}: {inputs.get('level')} on the vault"
-    if kind == "azure-native:monitor:ActionGroup":
+    if kind == ids.ACTION_GROUP_TYPE:
         hooks = inputs.get("webhookReceivers") or []
         if isinstance(hooks, Mapping):  # a secret (webhook URLs carry tokens): count, never show
             hooks = hooks.get("value") or []
         emails = ", ".join(r.get("emailAddress", "") for r in inputs.get("emailReceivers") or [])
         name = f"{inputs.get('actionGroupName')} ({inputs.get('groupShortName')})"
         return f"{name}: e-mail {emails or 'none'}, {len(hooks)} webhook(s) (secret)"
-    if kind == "azure-native:alertsmanagement:AlertProcessingRuleByName":
+    if kind == ids.ALERT_RULE_TYPE:
         groups = [g for a in props.get("actions") or [] for g in a.get("actionGroupIds") or []]
         return f"{inputs.get('alertProcessingRuleName')}: vault alerts -> {', '.join(last(g) for g in groups) or '?'}"
-    if kind == "azure-native:operationalinsights:Workspace":
+    if kind == ids.WORKSPACE_TYPE:
         return f"{inputs.get('workspaceName')}: retention {_n(inputs.get('retentionInDays'))}d"
-    if kind == "azure-native:monitor:DiagnosticSetting":
+    if kind == ids.DIAGNOSTIC_TYPE:
         logs = [entry.get("category") for entry in inputs.get("logs") or [] if entry.get("enabled")]
         return (
             f"{len(logs)} backup log tables ({inputs.get('logAnalyticsDestinationType')}) -> "
             f"workspace {last(inputs.get('workspaceId') or 'created here')}"
         )
-    if kind == "azure-native:dataprotection:ResourceGuard":
+    if kind == ids.RESOURCE_GUARD_TYPE:
         return f"{inputs.get('resourceGuardsName')} (created next to the vault)"
-    if kind == "azure-native:recoveryservices:ResourceGuardProxy":
+    if kind == ids.GUARD_PROXY_TYPE:
         guard = str(props.get("resourceGuardResourceId") or "created here")
         sub = guard.split("/")[2] if guard.startswith("/subscriptions/") else "this stack"
         return f"{inputs.get('resourceGuardProxyName')}: guard {last(guard)} (subscription {sub})"
-    if kind == "azure-native:network:PrivateEndpoint":
+    if kind == ids.PRIVATE_ENDPOINT_TYPE:
         subnet = str((inputs.get("subnet") or {}).get("id", ""))
         groups = [g for c in inputs.get("privateLinkServiceConnections") or [] for g in c.get("groupIds") or []]
         return f"{inputs.get('privateEndpointName')}: {', '.join(groups)} in subnet {last(subnet)}"
-    if kind == "azure-native:network:PrivateDnsZoneGroup":
+    if kind == ids.PRIVATE_DNS_ZONE_GROUP_TYPE:
         zones = [last(z.get("privateDnsZoneId")) for z in inputs.get("privateDnsZoneConfigs") or []]
         return f"zones {', '.join(zones)}"
     return None
@@ -208,11 +218,11 @@ def _group(resource: PlannedResource) -> tuple[str, str]:
     """(vault name, policy name) a resource belongs to; "" = the vault itself, "~" = after its policies."""
     inputs = resource.inputs
     props: Mapping[str, Any] = inputs.get("properties") or {}
-    if resource.type == "azure-native:recoveryservices:Vault":
+    if resource.type == VAULT_TYPE:
         return str(inputs.get("vaultName")), ""
-    if resource.type == "azure-native:recoveryservices:ProtectionPolicy":
+    if resource.type == POLICY_TYPE:
         return str(inputs.get("vaultName")), str(inputs.get("policyName"))
-    if resource.type == "azure-native:recoveryservices:ProtectedItem":
+    if resource.type == ITEM_TYPE:
         return str(inputs.get("vaultName")), _last(props.get("policyId"))
     if resource.type == VM_PROTECTION_TYPE:
         return _last(inputs.get("vaultId")), _last(inputs.get("policyId"))
@@ -227,18 +237,18 @@ def render_fleet_plan(custom: list[PlannedResource]) -> str:
     vaults = {
         str(r.inputs.get("vaultName")): str(r.inputs.get("location"))
         for r in custom
-        if r.type == "azure-native:recoveryservices:Vault"
+        if r.type == VAULT_TYPE
     }
     tiers = {
         (str(r.inputs.get("vaultName")), str(r.inputs.get("policyName"))): str(
-            (r.inputs.get("tags") or {}).get("protected-vm-tier") or "-"
+            (r.inputs.get("tags") or {}).get(TIER_TAG) or "-"
         )
         for r in custom
-        if r.type == "azure-native:recoveryservices:ProtectionPolicy"
+        if r.type == POLICY_TYPE
     }
     counts: dict[tuple[str, str], list[int]] = {}
     for r in custom:
-        if r.type == "azure-native:recoveryservices:ProtectedItem":
+        if r.type == ITEM_TYPE:
             tally = counts.setdefault(_group(r), [0, 0])
             tally[0] += 1
             tally[1] += 1 if disk_summary(r.inputs.get("properties") or {}) else 0

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from components.initial_backup import TYPE_TOKEN as INITIAL
 from components.validation import ValidationError
-from policies.rules import ITEM_TYPE, POLICY_TYPE, VAULT_TYPE
+from protectedvm.ids import INITIAL_BACKUP_TYPE as INITIAL
+from protectedvm.ids import ITEM_TYPE, POLICY_TYPE, VAULT_TYPE
 from rehearsal.plan_table import render_plan
 from rehearsal.table import render_table
 from testing.mock_preview import STACKS_DIR, Plan, evaluate, load_stack_config

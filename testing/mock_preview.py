@@ -23,8 +23,9 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.validation import ValidationError
+from protectedvm.ids import CONFIG_NAMESPACE as PROJECT
+from protectedvm.ids import GET_PROTECTED_ITEM_TOKEN, GET_VAULT_TOKEN, ITEM_TYPE, POLICY_TYPE, VAULT_TYPE
 
-PROJECT = "protected-vm"
 STACKS_DIR = Path(__file__).resolve().parent.parent / "stacks"
 #: The subscription ARM ids get in mocks when no VM names one (vaults are created by our program).
 MOCK_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -182,11 +183,11 @@ def _arm_id(typ: str, inputs: Mapping[str, Any], subscription: str) -> str | Non
     rg = inputs.get("resourceGroupName")
     vault = inputs.get("vaultName")
     base = f"/subscriptions/{subscription}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{vault}"
-    if typ == "azure-native:recoveryservices:Vault":
+    if typ == VAULT_TYPE:
         return base
-    if typ == "azure-native:recoveryservices:ProtectionPolicy":
+    if typ == POLICY_TYPE:
         return f"{base}/backupPolicies/{inputs.get('policyName')}"
-    if typ == "azure-native:recoveryservices:ProtectedItem":
+    if typ == ITEM_TYPE:
         return (
             f"{base}/backupFabrics/{inputs.get('fabricName')}/protectionContainers/"
             f"{inputs.get('containerName')}/protectedItems/{inputs.get('protectedItemName')}"
@@ -195,9 +196,9 @@ def _arm_id(typ: str, inputs: Mapping[str, Any], subscription: str) -> str | Non
 
 
 _NAME_INPUTS = {
-    "azure-native:recoveryservices:Vault": "vaultName",
-    "azure-native:recoveryservices:ProtectionPolicy": "policyName",
-    "azure-native:recoveryservices:ProtectedItem": "protectedItemName",
+    VAULT_TYPE: "vaultName",
+    POLICY_TYPE: "policyName",
+    ITEM_TYPE: "protectedItemName",
 }
 
 
@@ -263,13 +264,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.calls.append((args.token, arguments))
         vault_name = str(arguments.get("vaultName", ""))
         vault_known = self.existing_vaults is None or vault_name.lower() in self.existing_vaults
-        if args.token == "azure-native:recoveryservices:getVault":
-            vault_id = _arm_id("azure-native:recoveryservices:Vault", arguments, self.subscription)
+        if args.token == GET_VAULT_TOKEN:
+            vault_id = _arm_id(VAULT_TYPE, arguments, self.subscription)
             if not vault_known:
                 return {}, [("", _NOT_FOUND.format(id=vault_id))]
             return {"id": vault_id, "name": vault_name}, []
-        if args.token == "azure-native:recoveryservices:getProtectedItem":
-            item_id = str(_arm_id("azure-native:recoveryservices:ProtectedItem", arguments, self.subscription))
+        if args.token == GET_PROTECTED_ITEM_TOKEN:
+            item_id = str(_arm_id(ITEM_TYPE, arguments, self.subscription))
             found = self.existing_items.get(item_id.lower()) if vault_known else None
             if found is None:
                 return {}, [("", _NOT_FOUND.format(id=item_id))]

@@ -24,6 +24,7 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 from components import backup_vault, config, package, protected_vm, vault_operations
 from components.initial_backup import TYPE_TOKEN
 from components.program import StackConfigError
+from components.tiers import RETENTION_TIERS
 from components.validation import ValidationError
 from testing.mock_preview import MOCK_SUBSCRIPTION, Plan, RecordingMocks, evaluate
 from tests.component_host import FakeEngine
@@ -238,9 +239,12 @@ def test_the_settings_have_the_stack_files_keys_webhooks_aside() -> None:
         "PolicyConfig": config._POLICY_KEYS,
         "ScheduleConfig": config._SCHEDULE_KEYS,
         "RetentionConfig": config._RETENTION_KEYS,
-        "WeeklyRetentionConfig": {"count", "days"},
-        "MonthlyRetentionConfig": {"count", "weeksOfMonth", "days"},
-        "YearlyRetentionConfig": {"count", "months", "weeksOfMonth", "days"},
+        # Each tier of the registry (components.tiers): its count and its selectors' keys.
+        **{
+            f"{tier.key.capitalize()}RetentionConfig": {"count", *(selector.key for selector in tier.selectors)}
+            for tier in RETENTION_TIERS
+            if tier.selectors
+        },
         "InitialBackupConfig": config._INITIAL_BACKUP_KEYS,
         "DisksConfig": set(config._DISK_KEYS),
     }

@@ -28,7 +28,7 @@ from components.vault_operations import (
     monitoring_settings,
     vault_identity,
 )
-from protectedvm.ids import LOCK_PENDING_TAG
+from protectedvm.ids import BACKUP_VAULT_COMPONENT_TYPE, LOCK_PENDING_TAG
 
 if TYPE_CHECKING:
     from components.protected_vm import ProtectedVM
@@ -210,7 +210,7 @@ class BackupVault(pulumi.ComponentResource):
         policy = args.get("policy")
         location = args.get("location")
         tags = args.get("tags")
-        super().__init__("protected-vm:index:BackupVault", name, None, opts)
+        super().__init__(BACKUP_VAULT_COMPONENT_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.vault: rs.Vault | None = None
         self.policy: rs.ProtectionPolicy | None = None

@@ -45,10 +45,11 @@ from components.config import (
 from components.initial_backup import InitialBackup, InitialBackupArgs
 from components.program import StackConfigError
 from components.validation import as_count, check_vm_id
+from protectedvm.ids import CONFIG_NAMESPACE
 
 #: The package name: the first part of every type token (``protected-vm:index:ProtectedVM``),
-#: which existing stacks' URNs already carry.
-PACKAGE_NAME = "protected-vm"
+#: which existing stacks' URNs already carry; the project's namespace.
+PACKAGE_NAME = CONFIG_NAMESPACE
 
 
 # --- settings: the keys of the stack file's mappings (camelCase, as there) -------------------------
@@ -504,7 +505,7 @@ class VaultInitialBackup(pulumi.ComponentResource):
             problems.append("vmIds is empty: name the VMs whose first backup the vault proves")
         if problems:
             raise StackConfigError(problems)
-        super().__init__("protected-vm:index:VaultInitialBackup", name, None, opts)
+        super().__init__(f"{PACKAGE_NAME}:index:VaultInitialBackup", name, None, opts)
         # The vault id, resolved only once every item exists: the proof's dependency on the items.
         after_items = pulumi.Output.all(args["vault_id"], *args["protected_item_ids"])
         proof_args: InitialBackupArgs = {

@@ -20,7 +20,7 @@ from components.engine_values import is_not_found
 from components.initial_backup import InitialBackup
 from components.validation import parse_vault_id
 from components.vm_protection import RETAIN_DATA, VmProtection
-from protectedvm.ids import FABRIC_NAME
+from protectedvm.ids import FABRIC_NAME, PROTECTED_VM_COMPONENT_TYPE
 from protectedvm.ids import GET_PROTECTED_ITEM_TOKEN as ITEM_INVOKE
 from protectedvm.ids import VM_RESOURCE_TYPE as PROTECTED_ITEM_TYPE
 
@@ -191,7 +191,7 @@ class ProtectedVM(pulumi.ComponentResource):
                 f"ProtectedVM {name!r}: initial_backup is for a ProtectedVM with its own vault; with a shared vault, "
                 "pass the settings to backup_vault.verify_initial_backups (one proof per shared vault)"
             )
-        super().__init__("protected-vm:index:ProtectedVM", name, None, opts)
+        super().__init__(PROTECTED_VM_COMPONENT_TYPE, name, None, opts)
         if own:
             vault_args: BackupVaultArgs = {"vault": args["vault"], "policy": args["policy"]}
             if args.get("location") is not None:

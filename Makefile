@@ -29,9 +29,9 @@ lint: $(STAMP)
 	venv/bin/mypy components protectedvm emulator policies rehearsal bench testing tests
 
 bench: $(STAMP)
-	$(PY) bench/verify_scale.py --smoke
-	$(PY) bench/program_eval.py --smoke
-	$(PY) bench/drill_scale.py --smoke
+	$(PY) -m bench.verify_scale --smoke
+	$(PY) -m bench.program_eval --smoke
+	$(PY) -m bench.drill_scale --smoke
 
 clean:
 	rm -rf venv .pytest_cache .mypy_cache .ruff_cache

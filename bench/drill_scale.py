@@ -1,6 +1,6 @@
 """Wall time and ARM requests of the restore drill at 1 and 50 VMs, against one restore's duration.
 
-Run: ``venv/bin/python bench/drill_scale.py`` (about 1 minute; ``--smoke`` for CI: N=1 and 5, 2 s
+Run: ``venv/bin/python -m bench.drill_scale`` (about 1 minute; ``--smoke`` for CI: N=1 and 5, 2 s
 restores, 1 s polls, a few seconds). Options: ``--sizes 1,50``, ``--job-seconds 20``,
 ``--poll-seconds 5``, ``--latency-ms 50``, ``--json PATH``.
 
@@ -31,17 +31,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.verify_scale import add_latency, parse_sizes  # noqa: E402
-from emulator import Emulator  # noqa: E402
-from emulator.seeding import emulator_clock, protect, vm_ids, with_recovery_points  # noqa: E402
-from protectedvm.azure_client import BackupApi, ComputeApi, make_sdk_client  # noqa: E402
-from protectedvm.drill import RestoreDrill, Staging  # noqa: E402
-from protectedvm.health import ProtectedVmEntry  # noqa: E402
-from protectedvm.ids import VaultRef  # noqa: E402
-from rehearsal.table import render_table  # noqa: E402
+from bench.verify_scale import add_latency, parse_sizes
+from emulator import Emulator
+from emulator.seeding import emulator_clock, protect, vm_ids, with_recovery_points
+from protectedvm.azure_client import BackupApi, ComputeApi, make_sdk_client
+from protectedvm.drill import RestoreDrill, Staging
+from protectedvm.health import ProtectedVmEntry
+from protectedvm.ids import VaultRef
+from rehearsal.table import render_table
 
 SUB = "00000000-0000-0000-0000-0000000000b8"
 VAULT = VaultRef(SUB, "rg-backup", "rsv-bench")

@@ -1,6 +1,6 @@
 """A fleet at scale: N VMs over V vaults (one per region, three policy tiers each).
 
-Run: ``venv/bin/python bench/fleet_eval.py`` (``--smoke`` for CI: small N, seconds).
+Run: ``venv/bin/python -m bench.fleet_eval`` (``--smoke`` for CI: small N, seconds).
 
 1. **Program evaluation**: the real program under mocks for a fleet of N VMs over V vaults, each size
    in a fresh interpreter: wall time, resources registered and peak RSS; next to the same N VMs in
@@ -23,10 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from components.validation import MAX_VMS_PER_VAULT
 
-from components.validation import MAX_VMS_PER_VAULT  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SUB = "00000000-0000-0000-0000-0000000000b1"
 REGIONS = (
@@ -126,7 +125,7 @@ def child(kind: str, n: int, vaults: int) -> dict[str, Any]:
 
 def evaluate_in_child(kind: str, n: int, vaults: int) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, str(n), str(vaults)],
+        [sys.executable, "-m", "bench.fleet_eval", "--child", kind, str(n), str(vaults)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,6 +1,6 @@
 """Cost of evaluating the program under mocks vs. declaring the raw azure-native resources directly.
 
-Run: ``venv/bin/python bench/program_eval.py`` (``--smoke`` for CI: small N, one repeat;
+Run: ``venv/bin/python -m bench.program_eval`` (``--smoke`` for CI: small N, one repeat;
 ``--memory-sizes 1000`` adds the table below, about 2 minutes per size; one vault takes at most
 1,000 VMs).
 Prints, for N VMs sharing one vault, the best-of-R wall time of our program (config parsing,
@@ -29,17 +29,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pulumi
+from pulumi_azure_native import recoveryservices as rs
+
+from components.backup_vault import policy_properties, vault_properties
+from components.config import parse_stack_settings
+from components.initial_backup import InitialBackup
+from components.program import deploy
+from testing.mock_preview import evaluate, load_stack_config
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import pulumi  # noqa: E402
-from pulumi_azure_native import recoveryservices as rs  # noqa: E402
-
-from components.backup_vault import policy_properties, vault_properties  # noqa: E402
-from components.config import parse_stack_settings  # noqa: E402
-from components.initial_backup import InitialBackup  # noqa: E402
-from components.program import deploy  # noqa: E402
-from testing.mock_preview import evaluate, load_stack_config  # noqa: E402
 
 SUB = "00000000-0000-0000-0000-0000000000a1"
 
@@ -174,7 +173,7 @@ def memory_table(sizes: list[int]) -> None:
         found = {}
         for variant in ("ours", "raw"):
             out = subprocess.run(
-                [sys.executable, __file__, "--measure", f"{variant}:{n}"],
+                [sys.executable, "-m", "bench.program_eval", "--measure", f"{variant}:{n}"],
                 cwd=ROOT, capture_output=True, text=True, check=True,
             )
             found[variant] = json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,7 +1,7 @@
 """Wall time and ARM requests of the initial-backup verifier from 1 to 2,000 VMs, with and without
 ARM's throttling, next to a per-job CLI loop.
 
-Run: ``venv/bin/python bench/verify_scale.py`` (about 10 minutes; ``--smoke`` for CI: N=1 and 10, and
+Run: ``venv/bin/python -m bench.verify_scale`` (about 10 minutes; ``--smoke`` for CI: N=1 and 10, and
 10 VMs in 2 vaults under shrunken ARM buckets, 2 s jobs, 1 s polls, about 20 s). Options:
 ``--sizes 1,50,200,1000,2000x10`` (``NxV``: N VMs spread over V vaults of one subscription),
 ``--throttled-sizes 1000,2000x10``, ``--baseline-max 200``, ``--job-seconds 20``, ``--poll-seconds 5``,
@@ -64,15 +64,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from components.config import InitialBackupSettings  # noqa: E402
-from emulator import Emulator, StaticTokenCredential  # noqa: E402
-from emulator.routes import Match, Request, Response  # noqa: E402
-from emulator.seeding import protect, vm_ids  # noqa: E402
-from emulator.throttle import ARM_LIMITS, BucketLimit  # noqa: E402
-from protectedvm.azure_client import (  # noqa: E402
+from components.config import InitialBackupSettings
+from emulator import Emulator, StaticTokenCredential
+from emulator.routes import Match, Request, Response
+from emulator.seeding import protect, vm_ids
+from emulator.throttle import ARM_LIMITS, BucketLimit
+from protectedvm.azure_client import (
     CA_BUNDLE_ENV,
     ENDPOINT_ENV,
     BackupApi,
@@ -81,10 +78,10 @@ from protectedvm.azure_client import (  # noqa: E402
     RecoveryPointInfo,
     make_sdk_client,
 )
-from protectedvm.ids import VaultRef, VmRef  # noqa: E402
-from protectedvm.pacing import ArmPacer, Bucket  # noqa: E402
-from protectedvm.verifier import COMPLETED, InitialBackupError, InitialBackupVerifier, utc_now  # noqa: E402
-from rehearsal.table import render_table  # noqa: E402
+from protectedvm.ids import VaultRef, VmRef
+from protectedvm.pacing import ArmPacer, Bucket
+from protectedvm.verifier import COMPLETED, InitialBackupError, InitialBackupVerifier, utc_now
+from rehearsal.table import render_table
 
 SUB = "00000000-0000-0000-0000-0000000000b7"
 PATHS = ("verifier", "baseline")

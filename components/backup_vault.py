@@ -8,8 +8,6 @@ The arg builders are pure functions so the offline rehearsal can print the exact
 the tests can assert on them without the engine.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
@@ -30,7 +28,7 @@ from components.vault_operations import (
     monitoring_settings,
     vault_identity,
 )
-from protectedvm.ids import LOCK_PENDING_TAG
+from protectedvm.ids import BACKUP_VAULT_COMPONENT_TYPE, LOCK_PENDING_TAG
 
 if TYPE_CHECKING:
     from components.protected_vm import ProtectedVM
@@ -212,7 +210,7 @@ class BackupVault(pulumi.ComponentResource):
         policy = args.get("policy")
         location = args.get("location")
         tags = args.get("tags")
-        super().__init__("protected-vm:index:BackupVault", name, None, opts)
+        super().__init__(BACKUP_VAULT_COMPONENT_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.vault: rs.Vault | None = None
         self.policy: rs.ProtectionPolicy | None = None
@@ -298,7 +296,7 @@ class BackupVault(pulumi.ComponentResource):
     def verify_initial_backups(
         self,
         name: str,
-        protected_vms: Sequence[ProtectedVM],
+        protected_vms: Sequence["ProtectedVM"],
         settings: InitialBackupSettings | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> InitialBackup | None:
@@ -311,7 +309,8 @@ class BackupVault(pulumi.ComponentResource):
         ``opts`` are merged with the dependency on every item. None when there is no VM."""
         if not protected_vms:
             return None
-        foreign = [vm for vm in protected_vms if vm.backup_vault is not self]
+        # Joined by this object, or by this vault's own vault_id output (a ProtectedVM given vault_id).
+        foreign = [vm for vm in protected_vms if vm.backup_vault is not self and vm.vault_id is not self.vault_id]
         if foreign:
             names = ", ".join(vm.target.name for vm in foreign)
             raise ValueError(

@@ -6,11 +6,9 @@ ProtectedItem Pulumi creates is the same object the portal shows and a re-run ad
 Azure compares these names case-insensitively; we keep the VM id's own casing.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Sequence
-from typing import NotRequired, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 import pulumi
 from pulumi.runtime.sync_await import _sync_await
@@ -20,8 +18,9 @@ from components.backup_vault import BackupVault, BackupVaultArgs
 from components.config import InitialBackupSettings, PolicySettings, VaultSettings, VmTarget
 from components.engine_values import is_not_found
 from components.initial_backup import InitialBackup
+from components.validation import parse_vault_id
 from components.vm_protection import RETAIN_DATA, VmProtection
-from protectedvm.ids import FABRIC_NAME
+from protectedvm.ids import FABRIC_NAME, PROTECTED_VM_COMPONENT_TYPE
 from protectedvm.ids import GET_PROTECTED_ITEM_TOKEN as ITEM_INVOKE
 from protectedvm.ids import VM_RESOURCE_TYPE as PROTECTED_ITEM_TYPE
 
@@ -96,7 +95,9 @@ def kept_item_ids(vault: VaultSettings, targets: Sequence[VmTarget]) -> dict[str
 
 
 class ProtectedVMArgs(TypedDict):
-    """Inputs of :class:`ProtectedVM`: either ``backup_vault`` (shared, the usual shape) or
+    """Inputs of :class:`ProtectedVM`, in one of three shapes: ``backup_vault`` (a shared
+    :class:`BackupVault` of this program, the usual shape), ``vault_id`` + ``policy_id`` (a shared
+    vault known by its ids: how other languages join one, see :mod:`components.package`), or
     ``vault`` + ``policy`` (its own vault, policy and initial-backup proof)."""
 
     vm_id: str
@@ -104,11 +105,15 @@ class ProtectedVMArgs(TypedDict):
     backup_vault: NotRequired[BackupVault]
     """A shared vault and policy. The first backup is then proved per vault: call
     ``backup_vault.verify_initial_backups(name, [protected VMs])`` once after registering them.
-    Absent: ``vault`` and ``policy`` are required and this component creates its own."""
+    Absent: ``vault_id`` or ``vault`` and ``policy`` say where the item goes."""
+    vault_id: NotRequired[pulumi.Input[str]]
+    """Resource id of a shared vault (``BackupVault.vault_id``), with ``policy_id``. The vault's name
+    and resource group are read from the id, so they are unknown at the preview that creates the
+    vault. Absent: ``backup_vault``, or the component's own ``vault``."""
     vault: NotRequired[VaultSettings]
-    """Settings of the component's own vault (``<name>-backup``); only without ``backup_vault``."""
+    """Settings of the component's own vault (``<name>-backup``); only without a shared vault."""
     policy: NotRequired[PolicySettings]
-    """Settings of the component's own policy; only without ``backup_vault``."""
+    """Settings of the component's own policy; only without a shared vault."""
     location: NotRequired[str]
     """Region of the own vault when ``vault.location`` is empty. Absent: the provider's
     ``azure-native:location``."""
@@ -120,24 +125,25 @@ class ProtectedVMArgs(TypedDict):
     import_id: NotRequired[str | None]
     """The id of the VM's backup item when Azure has it already (:func:`kept_item_ids`): the
     ProtectedItem is then imported, not created. Absent: a ProtectedVM with its own vault asks
-    Azure itself; one sharing ``backup_vault`` creates the item (the stack program asks for all
-    VMs at once and passes the answer)."""
+    Azure itself; one sharing a vault creates the item (the stack program asks for all VMs at
+    once and passes the answer)."""
     policy_id: NotRequired[pulumi.Input[str]]
-    """The VM's policy when not ``backup_vault``'s own (a fleet vault has several). Absent: the
-    vault's policy."""
+    """The VM's policy: required with ``vault_id``; with ``backup_vault``, a policy other than the
+    vault's own (a fleet vault has several). Absent with ``backup_vault``: the vault's policy."""
     disk_exclusion: NotRequired[dict[str, object]]
     """Selective disk backup: Azure's ``diskExclusionProperties``
     (``components.config.DiskSelection.to_azure()``). Absent: every disk is backed up."""
     initial_backup: NotRequired[InitialBackupSettings]
     """How the component's own vault proves the first backup (``<name>-initial-backup``, after
     the item). Absent: ``InitialBackupSettings()`` (trigger, wait for the completed job, at most
-    120 minutes). Refused with ``backup_vault``: the shared vault proves all its VMs at once
+    120 minutes). Refused with a shared vault: it proves all its VMs at once
     (``verify_initial_backups`` takes the settings)."""
 
 
 class ProtectedVM(pulumi.ComponentResource):
     """One Azure VM enabled for backup; with its own vault it also proves its first backup."""
 
+    # Outputs: documented here, where the multi-language schema (components/package.py) reads them.
     vm_id: pulumi.Output[str]
     """Resource id of the protected VM."""
     vm_name: pulumi.Output[str]
@@ -156,59 +162,84 @@ class ProtectedVM(pulumi.ComponentResource):
     """Resource id of the policy the item is backed up with."""
     policy_name: pulumi.Output[str]
     """Name of that policy (the last segment of ``policy_id``)."""
-    initial_backup: InitialBackup | None
-    """The own vault's proof (its ``results``); None with a shared ``backup_vault``."""
+    initial_backups: pulumi.Output[dict[str, Any]] | None
+    """The proof of the first backup, by lower-cased VM id: ``{vmName, jobId, status,
+    recoveryPointId, recoveryPointTime, durationSeconds, triggeredAt, adopted}`` (unknown at
+    preview). Only with the component's own vault; absent with a shared one, whose proof is the
+    vault's (``BackupVault.verify_initial_backups``, or a ``VaultInitialBackup`` of the package)."""
 
     def __init__(self, name: str, args: ProtectedVMArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Validate before registering anything, so bad input leaves nothing half-created.
         target = VmTarget.from_id(args["vm_id"], "vm_id")
         backup_vault = args.get("backup_vault")
-        if backup_vault is None and ("vault" not in args or "policy" not in args):
+        shared_id = args.get("vault_id")
+        own = "vault" in args or "policy" in args
+        given = {"backup_vault": backup_vault is not None, "vault_id": shared_id is not None, "vault and policy": own}
+        shapes = [shape for shape, present in given.items() if present]
+        if len(shapes) != 1 or (own and ("vault" not in args or "policy" not in args)):
             raise ValueError(
-                f"ProtectedVM {name!r}: pass backup_vault (a shared BackupVault) or both vault and policy settings"
+                f"ProtectedVM {name!r}: pass backup_vault (a shared BackupVault), vault_id with policy_id (a shared "
+                "vault by id) or both vault and policy settings (its own vault)"
+                + (f"; got {' and '.join(shapes)}" if len(shapes) > 1 else "")
             )
-        if backup_vault is not None and "initial_backup" in args:
+        if shared_id is not None and args.get("policy_id") is None:
+            raise ValueError(f"ProtectedVM {name!r}: vault_id needs policy_id (the policy of that vault to use)")
+        if isinstance(shared_id, str):
+            parse_vault_id(shared_id, "vault_id")  # a known id is checked now, not when the item is registered
+        if not own and "initial_backup" in args:
             raise ValueError(
-                f"ProtectedVM {name!r}: initial_backup is for a ProtectedVM with its own vault; with backup_vault, "
+                f"ProtectedVM {name!r}: initial_backup is for a ProtectedVM with its own vault; with a shared vault, "
                 "pass the settings to backup_vault.verify_initial_backups (one proof per shared vault)"
             )
-        super().__init__("protected-vm:index:ProtectedVM", name, None, opts)
-        if backup_vault is None:
+        super().__init__(PROTECTED_VM_COMPONENT_TYPE, name, None, opts)
+        if own:
             vault_args: BackupVaultArgs = {"vault": args["vault"], "policy": args["policy"]}
             if args.get("location") is not None:
                 vault_args["location"] = args["location"]
             if args.get("tags") is not None:
                 vault_args["tags"] = args["tags"]
             backup_vault = BackupVault(f"{name}-backup", vault_args, opts=pulumi.ResourceOptions(parent=self))
-            owns_vault = True
-        else:
-            owns_vault = False
         if "import_id" in args:
             import_id = args["import_id"]
-        elif "vault" in args:
+        elif own:
             import_id = kept_item_ids(args["vault"], [target]).get(target.vm_id.lower())
         else:
             import_id = None
         self.target = target
-        self.backup_vault = backup_vault
-        policy_id = args.get("policy_id") or backup_vault.policy_id
+        #: The vault component this VM's item is in; None when the vault was given by id.
+        self.backup_vault: BackupVault | None = backup_vault
+        if backup_vault is not None:
+            vault_id: pulumi.Output[str] = backup_vault.vault_id
+            vault_name, resource_group = backup_vault.vault_name, backup_vault.resource_group_name
+            vault_location = backup_vault.location
+            policy_id = args.get("policy_id") or backup_vault.policy_id
+        else:
+            # The very Output when one is given: BackupVault.verify_initial_backups recognises its own.
+            given_id = cast(pulumi.Input[str], shared_id)
+            vault_id = given_id if isinstance(given_id, pulumi.Output) else pulumi.Output.from_input(given_id)
+            vault_ref = vault_id.apply(lambda vid: parse_vault_id(vid, "vault_id"))
+            vault_name = vault_ref.apply(lambda ref: ref.name)
+            resource_group = vault_ref.apply(lambda ref: ref.resource_group)
+            # Not known from an id; the provider's pre-flight then skips the region check.
+            vault_location = None
+            policy_id = cast(pulumi.Input[str], args.get("policy_id"))
         disks = args.get("disk_exclusion")
         # Registered before the item, which depends on it: Pulumi deletes dependents first, so on
         # removal the item leaves the state (retain_on_delete) and then protection is stopped
         # with the data retained. The name starts with the component's so aliases are inherited.
         self.protection = VmProtection(
             f"{name}-protection",
-            vault_id=backup_vault.vault_id,
+            vault_id=vault_id,
             vm_id=target.vm_id,
-            vault_location=backup_vault.location,
+            vault_location=vault_location,
             policy_id=policy_id,
             on_remove=args.get("on_remove", RETAIN_DATA),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.protected_item = rs.ProtectedItem(
             f"{name}-item",
-            vault_name=backup_vault.vault_name,
-            resource_group_name=backup_vault.resource_group_name,
+            vault_name=vault_name,
+            resource_group_name=resource_group,
             fabric_name=FABRIC_NAME,
             container_name=target.container_name,
             protected_item_name=target.protected_item_name,
@@ -244,22 +275,24 @@ class ProtectedVM(pulumi.ComponentResource):
         self.container_name = pulumi.Output.from_input(target.container_name)
         self.protected_item_name = pulumi.Output.from_input(target.protected_item_name)
         self.protected_item_id = self.protected_item.id
-        self.vault_id = backup_vault.vault_id
-        self.vault_name = backup_vault.vault_name
+        self.vault_id = vault_id
+        self.vault_name = vault_name
         self.policy_id = pulumi.Output.from_input(policy_id)
         self.policy_name = self.policy_id.apply(lambda policy: policy.rsplit("/", 1)[-1])
         # Standalone, the component does the whole job: its vault proves its one VM's first
         # backup. A shared vault proves all its VMs in one resource (verify_initial_backups).
-        self.initial_backup = (
+        #: The own vault's proof (its ``results`` are :attr:`initial_backups`); None with a shared vault.
+        self.initial_backup: InitialBackup | None = (
             backup_vault.verify_initial_backups(
                 f"{name}-initial-backup",
                 [self],
                 args.get("initial_backup"),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            if owns_vault
+            if own and backup_vault is not None
             else None
         )
+        self.initial_backups = self.initial_backup.results if self.initial_backup else None
         self.register_outputs(
             {
                 "vmId": self.vm_id,
@@ -271,6 +304,6 @@ class ProtectedVM(pulumi.ComponentResource):
                 "vaultName": self.vault_name,
                 "policyId": self.policy_id,
                 "policyName": self.policy_name,
-                **({"initialBackups": self.initial_backup.results} if self.initial_backup else {}),
+                **({"initialBackups": self.initial_backups} if self.initial_backups is not None else {}),
             }
         )

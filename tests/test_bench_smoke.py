@@ -23,7 +23,7 @@ def test_verify_scale_smoke_prints_both_tables_and_the_verifier_stays_at_two_req
     tmp_path: Path,
 ) -> None:
     report = tmp_path / "verify_scale.json"
-    done = run_bench("bench/verify_scale.py", "--smoke", "--json", str(report))
+    done = run_bench("-m", "bench.verify_scale", "--smoke", "--json", str(report))
 
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -69,7 +69,7 @@ def test_verify_scale_smoke_prints_both_tables_and_the_verifier_stays_at_two_req
 
 
 def test_program_eval_smoke_prints_the_ratio_table_and_the_lazy_import_lines() -> None:
-    done = run_bench("bench/program_eval.py", "--smoke")
+    done = run_bench("-m", "bench.program_eval", "--smoke")
 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -82,7 +82,7 @@ def test_program_eval_smoke_prints_the_ratio_table_and_the_lazy_import_lines() -
 
 def test_drill_scale_smoke_drills_every_vm_with_one_job_list_per_poll_and_leaves_nothing(tmp_path: Path) -> None:
     report = tmp_path / "drill_scale.json"
-    done = run_bench("bench/drill_scale.py", "--smoke", "--json", str(report))
+    done = run_bench("-m", "bench.drill_scale", "--smoke", "--json", str(report))
 
     assert done.returncode == 0, done.stderr
     out = done.stdout

@@ -506,8 +506,7 @@ def test_the_fleet_example_rehearses_every_vault_at_once_and_reruns_without_a_tr
 
 
 def test_the_fleet_benchmark_verifies_every_vault_at_once_with_two_requests_per_vm() -> None:
-    sys.path.insert(0, str(ROOT / "bench"))
-    import fleet_eval
+    from bench import fleet_eval
 
     config = fleet_eval.fleet_config(12, 3)
     parsed = parse_config_values(config, NS).fleet

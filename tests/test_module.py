@@ -300,7 +300,27 @@ def test_initial_backup_settings_with_a_shared_vault_are_refused_before_registra
     with pytest.raises(ValueError) as error:
         evaluate(program, {}, mocks=mocks)
     assert str(error.value) == (
-        "ProtectedVM 'web-01': initial_backup is for a ProtectedVM with its own vault; with backup_vault, "
+        "ProtectedVM 'web-01': initial_backup is for a ProtectedVM with its own vault; with a shared vault, "
         "pass the settings to backup_vault.verify_initial_backups (one proof per shared vault)"
     )
     assert [r.type for r in mocks.resources if "ProtectedVM" in r.type or r.type == ITEM] == []
+
+
+def test_a_protected_vm_given_two_vaults_is_refused_naming_both_before_registration() -> None:
+    mocks = RecordingMocks()
+
+    def program() -> None:
+        settings = VaultSettings(name="rsv-b", resource_group="rg")
+        vault = BackupVault("b", {"vault": settings, "policy": PolicySettings()})
+        ProtectedVM(
+            "web-01",
+            {"vm_id": vm_id("web-01"), "backup_vault": vault, "vault_id": vault.vault_id, "policy_id": vault.policy_id},
+        )
+
+    with pytest.raises(ValueError) as error:
+        evaluate(program, {}, mocks=mocks)
+    assert str(error.value) == (
+        "ProtectedVM 'web-01': pass backup_vault (a shared BackupVault), vault_id with policy_id (a shared vault by "
+        "id) or both vault and policy settings (its own vault); got backup_vault and vault_id"
+    )
+    assert [r.type for r in mocks.resources if r.type == ITEM or "ProtectedVM" in r.type] == []

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from components.validation import ValidationError
+from protectedvm.ids import FABRIC_NAME, ITEM_TYPE, POLICY_TYPE, VAULT_TYPE
 from protectedvm.ids import INITIAL_BACKUP_TYPE as INITIAL
-from protectedvm.ids import ITEM_TYPE, POLICY_TYPE, VAULT_TYPE
 from rehearsal.plan_table import render_plan
 from rehearsal.table import render_table
 from testing.mock_preview import STACKS_DIR, Plan, evaluate, load_stack_config
@@ -462,7 +462,7 @@ def _seed(emu: Any, plan: Plan, runs: Sequence[_VaultRun], printer: _Printer, cl
             _vault_of(item.inputs, runs),
             str(item.inputs["containerName"]),
             str(item.inputs["protectedItemName"]),
-            str(item.inputs.get("fabricName") or "Azure"),
+            str(item.inputs.get("fabricName") or FABRIC_NAME),
         )
         _put(emu, path, {"properties": properties})
     for run in runs:

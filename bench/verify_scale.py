@@ -84,6 +84,7 @@ from protectedvm.azure_client import (  # noqa: E402
 from protectedvm.ids import VaultRef, VmRef  # noqa: E402
 from protectedvm.pacing import ArmPacer, Bucket  # noqa: E402
 from protectedvm.verifier import COMPLETED, InitialBackupError, InitialBackupVerifier, utc_now  # noqa: E402
+from protectedvm.verifier import TRIGGER_WORKERS as VERIFIER_TRIGGER_WORKERS  # noqa: E402
 from rehearsal.table import render_table  # noqa: E402
 
 SUB = "00000000-0000-0000-0000-0000000000b7"
@@ -104,8 +105,9 @@ TARGET_TOTAL_PER_VM = 2.2
 TARGET_FLOOR_RATIO = 1.15
 #: The verifier's default; the baseline polls trigger operations at the same pace.
 OPERATION_POLL_SECONDS = 2.0
-#: As components/initial_backup.py runs the verifier (``--trigger-workers`` to try others).
-TRIGGER_WORKERS = 16
+#: The verifier's default, one pool shared by the vaults of the process as ``InitialBackup`` runs it
+#: (``--trigger-workers`` to try others).
+TRIGGER_WORKERS = VERIFIER_TRIGGER_WORKERS
 #: --smoke shrinks ARM's buckets so that 10 VMs meet the limits within seconds.
 SMOKE_LIMITS = {"reads": BucketLimit(6, 12.5), "writes": BucketLimit(4, 5.0), "deletes": BucketLimit(4, 5.0)}
 
@@ -582,7 +584,7 @@ def render(reports: Sequence[RunReport], options: Options) -> str:
             f"per request, trigger operations InProgress for {options.operation_delay:g} s; NxV = N VMs in V vaults;",
             f"throttled: ARM's buckets enforced per subscription and principal (writes {writes[0]} +{writes[1]:g}/s, "
             f"reads {reads[0]} +{reads[1]:g}/s) and the client paces; none: no limits, no pacing.",
-            f"verifier: {options.trigger_workers} trigger threads per vault; baseline: operation status polled every "
+            f"verifier: {options.trigger_workers} trigger threads shared by the vaults; baseline: operation status polled every "
             f"{OPERATION_POLL_SECONDS:g} s (az backup-now).",
             "",
             "Wall time and client memory. floor: D+P without limits, (N - writes bucket) / refill + D throttled;",
@@ -639,7 +641,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         "--operation-delay", type=float, default=0.0, help="seconds a trigger operation stays InProgress"
     )
     parser.add_argument(
-        "--trigger-workers", type=int, default=TRIGGER_WORKERS, help=f"trigger threads per vault ({TRIGGER_WORKERS})"
+        "--trigger-workers", type=int, default=TRIGGER_WORKERS, help=f"trigger threads shared by the vaults ({TRIGGER_WORKERS})"
     )
     parser.add_argument("--paths", default=",".join(PATHS), help="which of verifier,baseline to run (default both)")
     parser.add_argument("--json", metavar="PATH", help="also write the measurements as JSON to PATH")

@@ -584,8 +584,8 @@ def render(reports: Sequence[RunReport], options: Options) -> str:
             f"per request, trigger operations InProgress for {options.operation_delay:g} s; NxV = N VMs in V vaults;",
             f"throttled: ARM's buckets enforced per subscription and principal (writes {writes[0]} +{writes[1]:g}/s, "
             f"reads {reads[0]} +{reads[1]:g}/s) and the client paces; none: no limits, no pacing.",
-            f"verifier: {options.trigger_workers} trigger threads shared by the vaults; baseline: operation status polled every "
-            f"{OPERATION_POLL_SECONDS:g} s (az backup-now).",
+            f"verifier: {options.trigger_workers} trigger threads shared by the vaults; baseline: operation status "
+            f"polled every {OPERATION_POLL_SECONDS:g} s (az backup-now).",
             "",
             "Wall time and client memory. floor: D+P without limits, (N - writes bucket) / refill + D throttled;",
             "last POST: when the last backup was triggered (its job ends D later); tail: wall - last POST - D.",
@@ -641,7 +641,10 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         "--operation-delay", type=float, default=0.0, help="seconds a trigger operation stays InProgress"
     )
     parser.add_argument(
-        "--trigger-workers", type=int, default=TRIGGER_WORKERS, help=f"trigger threads shared by the vaults ({TRIGGER_WORKERS})"
+        "--trigger-workers",
+        type=int,
+        default=TRIGGER_WORKERS,
+        help=f"trigger threads shared by the vaults ({TRIGGER_WORKERS})",
     )
     parser.add_argument("--paths", default=",".join(PATHS), help="which of verifier,baseline to run (default both)")
     parser.add_argument("--json", metavar="PATH", help="also write the measurements as JSON to PATH")

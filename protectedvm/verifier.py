@@ -702,12 +702,14 @@ class InitialBackupVerifier:
             mine = [j for j in jobs if j.operation.lower() == "backup" and j.belongs_to(t.vm)]
             running = [j for j in mine if j.status == "InProgress"]
             if t.operation_id is not None:
-                # Our trigger's operation has not named its job (we did not ask): only a backup running
-                # since our POST can be it. A finished job in the window may be an older one (a retry
-                # after a quick failure), and one running from before may be someone else's that made
-                # our trigger fail (then it is adopted): the operation's status decides those.
+                # Our trigger's operation has not named its job (we did not ask): only a backup started
+                # since our POST can be it, running or (a job shorter than the polls' spacing while
+                # triggers are sent) already finished. A job started before it may be an older one (a
+                # retry after a quick failure), or someone else's running backup that made our trigger
+                # fail (then it is adopted): the operation's status decides those.
                 started = t.triggered_at
-                job = _newest([j for j in running if started and j.start_time and j.start_time >= started])
+                since_post = [j for j in mine if started and j.start_time and j.start_time >= started]
+                job = _newest([j for j in since_post if j.status == "InProgress"]) or _newest(since_post)
             else:
                 since = t.since - CLOCK_SLACK if t.since else None
                 recent = [j for j in mine if since is None or (j.start_time is not None and j.start_time >= since)]

@@ -587,6 +587,8 @@ class InitialBackupVerifier:
                 # A throttled job list's Retry-After (longer than the SDK sleeps on) moves the next poll.
                 next_poll = max(next_poll + (spaced if self._first_batch else interval), self._poll_not_before)
             triggering = not self._idle.is_set()
+            if not triggering and self._first_batch:
+                continue  # the last first trigger was sent during this poll: back to the top, which polls now
             if not triggering and not any(t.phase in ("waiting", "triggering") for t in tracked):
                 return
             now = self.clock()

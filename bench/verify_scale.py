@@ -13,8 +13,9 @@ side then runs in its own spawned process (the emulator lives in this one, stand
 does not share the client's GIL, and the client's peak RSS is its own):
 
 * ``verifier``: the post-deploy hook's real code path, one ``protectedvm.verifier.InitialBackupVerifier``
-  per vault (in threads of the one client process, as vaults verified by one process are), each over
-  its own ``protectedvm.azure_client.BackupApi`` and SDK client (``verify="completed"``, poll P).
+  per vault (in threads of the one client process, as vaults verified by one process are, sharing its
+  trigger pool), each over its own ``protectedvm.azure_client.BackupApi`` and SDK client
+  (``verify="completed"``, poll P).
 * ``baseline``: what a shell loop over the Azure CLI does, serially in one thread with the same SDK
   calls: per VM, ``az backup protection backup-now`` (POST, operation status until it names the job,
   then one ``job_details.get``: azure-cli's ``track_backup_job``), then per job ``az backup job wait``

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+from collections.abc import Callable
 
 import pytest
 
 from components.config import InitialBackupSettings
 from emulator.seeding import vm_ids
 from emulator.throttle import BucketLimit, Throttle
+from protectedvm.azure_client import JobInfo
 from protectedvm.ids import VaultRef, VmRef
-from protectedvm.verifier import InitialBackupError, InitialBackupVerifier, VmResult, iso
+from protectedvm.verifier import InitialBackupError, InitialBackupVerifier, VmResult, iso, trigger_pool
 from testing.fake_backup_api import FakeBackupApi
 from tests.helpers import SUB
 
@@ -29,12 +32,12 @@ PRE_TRIGGER_LISTS = 2
 LOGGER = "protectedvm.verifier"
 
 
-def settings(verify: str = "completed", timeout_minutes: int = 30) -> InitialBackupSettings:
+def settings(verify: str = "completed", timeout_minutes: int = 30, poll_seconds: int = POLL) -> InitialBackupSettings:
     return InitialBackupSettings(
         verify=verify,  # type: ignore[arg-type]
         retain_days=30,
         timeout_minutes=timeout_minutes,
-        poll_seconds=POLL,
+        poll_seconds=poll_seconds,
     )
 
 
@@ -432,3 +435,128 @@ def test_a_vm_that_is_not_protected_fails_with_azures_not_found_code() -> None:
         "'iaasvmcontainer;iaasvmcontainerv2;rg-other;vm001' of vault 'rsv-fake'."
     )
     assert list(error.results) == [vm.key]
+
+
+# --- the trigger phase: one shared pool, polls spaced while triggers are sent -----------------------
+
+
+class SteppedTriggers(FakeBackupApi):
+    """Triggers sent one at a time over clock time, as ARM's write pacing spreads a fleet's triggers:
+    each moves the clock by ``step`` seconds before its POST, once the verifier's loop has looked at the
+    clock since the previous one (so the loop sees every moment of the trigger phase; a timeout only
+    keeps a broken verifier from hanging the test). ``release_last_during_poll_at``: the last trigger
+    instead waits for the job list of the poll at that time and is sent while that list runs."""
+
+    def __init__(self, step: float, release_last_during_poll_at: float | None = None, **options: float) -> None:
+        super().__init__(VAULT, job_seconds=20.0, **options)  # type: ignore[arg-type]
+        self.step = step
+        self.release_at = release_last_during_poll_at
+        self.loop_thread: threading.Thread | None = None
+        self.list_times: list[float] = []
+        self.trigger_threads: list[threading.Thread] = []
+        self.expected_triggers = 0
+        self._seen = threading.Condition()
+        self._loop_reads = 0
+        self._release = threading.Event()
+        self._last_sent = threading.Event()
+
+    def now(self) -> dt.datetime:
+        if threading.current_thread() is self.loop_thread:
+            with self._seen:
+                self._loop_reads += 1
+                self._seen.notify_all()
+        return super().now()
+
+    def trigger_backup(self, vm: VmRef, expiry: dt.datetime) -> str:
+        self.trigger_threads.append(threading.current_thread())
+        with self._seen:
+            self._seen.wait_for(lambda: self._loop_reads >= 3, timeout=5)
+            self.clock.advance(self.step)
+            self._loop_reads = 0
+        if len(self.trigger_threads) < self.expected_triggers or self.release_at is None:
+            return super().trigger_backup(vm, expiry)
+        self._release.wait(timeout=5)  # the poll's job list has started
+        self.clock.advance(self.step / 2)
+        try:
+            return super().trigger_backup(vm, expiry)
+        finally:
+            self._last_sent.set()
+
+    def list_backup_jobs(
+        self, start: dt.datetime, end: dt.datetime, status: str | None = None, on_page: object = None
+    ) -> list[JobInfo]:
+        now = self.clock.now()
+        if len(self.trigger_threads) > 0 and status is None:
+            self.list_times.append(now)
+        if self.release_at is not None and now >= self.release_at and not self._release.is_set():
+            self._release.set()
+            self._last_sent.wait(timeout=5)  # the last trigger is sent while this list runs
+        return super().list_backup_jobs(start, end, status, on_page)
+
+    def run(self, vms: list[VmRef], poll_seconds: int) -> dict[str, VmResult]:
+        self.expected_triggers = len(vms)
+        self.loop_thread = threading.current_thread()
+        verifier = InitialBackupVerifier(
+            self, settings(poll_seconds=poll_seconds), vault_name=VAULT.name, clock=self.now, sleep=self.sleep,
+            trigger_workers=1,
+        )
+        return verifier.run(vms)
+
+
+def test_while_triggers_are_sent_polls_are_four_intervals_apart_and_one_runs_as_the_last_is_sent() -> None:
+    api = SteppedTriggers(step=10.0)
+    vms = api.protect(vm_ids(SUB, "rg-app", 5))  # triggered at 10, 20, 30, 40 and 50 s; jobs take 20 s
+
+    results = api.run(vms, poll_seconds=10)
+
+    assert {r.status for r in results.values()} == {"Completed"} and len(results) == 5
+    # During the triggers one poll (at 40 s, four intervals from the start; not at 10, 20, 30), then one
+    # as the last trigger is sent (50 s) and every interval after it until its job ends (70 s).
+    assert api.list_times == [40.0, 50.0, 60.0, 70.0]
+    # vm001's and vm002's jobs had already ended at the first poll that listed them: taken as theirs by
+    # their start after the POST, without asking the trigger operations.
+    assert api.counts["backupOperations.get"] == 0
+    # (Recorded as the verifier hands each VM to the API, before ARM's pacing lets its POST go.)
+    assert [r.triggered_at for r in results.values()] == [at(api, 10 * k) for k in range(5)]
+
+
+def test_a_last_trigger_sent_during_a_spaced_poll_is_followed_by_a_poll_at_once() -> None:
+    api = SteppedTriggers(step=10.0, release_last_during_poll_at=40.0)
+    vms = api.protect(vm_ids(SUB, "rg-app", 4))  # at 10, 20, 30 s, then at 45 s during the poll at 40 s
+
+    results = api.run(vms, poll_seconds=10)
+
+    assert {r.status for r in results.values()} == {"Completed"} and len(results) == 4
+    assert [job.start_time for job in api.jobs_of(vms[3])] == [api.start + dt.timedelta(seconds=45)]
+    # Not the spaced poll at 80 s: a poll at once (45 s), then every interval until vm004's job ends (65 s).
+    assert api.list_times == [40.0, 45.0, 55.0, 65.0]
+
+
+def test_vaults_verified_in_one_process_share_one_pool_of_trigger_threads() -> None:
+    threads: list[threading.Thread] = []
+    for name in ("rsv-a", "rsv-b"):
+        api = FakeBackupApi(VaultRef(SUB, "rg-backup", name), job_seconds=JOB_SECONDS)
+        vms = api.protect(vm_ids(SUB, f"rg-{name}", 6))
+        sent: list[threading.Thread] = []
+        trigger = api.trigger_backup
+
+        def recording(
+            vm: VmRef,
+            expiry: dt.datetime,
+            sent: list[threading.Thread] = sent,
+            trigger: Callable[[VmRef, dt.datetime], str] = trigger,
+        ) -> str:
+            sent.append(threading.current_thread())
+            return trigger(vm, expiry)
+
+        api.trigger_backup = recording  # type: ignore[method-assign]
+        InitialBackupVerifier(
+            api, settings(), vault_name=name, clock=api.now, sleep=api.sleep, trigger_workers=2
+        ).run(vms)
+        assert len(sent) == 6
+        threads += sent
+
+    # Twelve triggers of two vaults, sent by the same two threads (a pool per vault: four threads).
+    assert len(set(threads)) <= 2
+    assert trigger_pool(2) is trigger_pool(2)
+    assert all(t.name.startswith("initial-backup") for t in threads)

@@ -13,8 +13,9 @@ side then runs in its own spawned process (the emulator lives in this one, stand
 does not share the client's GIL, and the client's peak RSS is its own):
 
 * ``verifier``: the post-deploy hook's real code path, one ``protectedvm.verifier.InitialBackupVerifier``
-  per vault (in threads of the one client process, as vaults verified by one process are), each over
-  its own ``protectedvm.azure_client.BackupApi`` and SDK client (``verify="completed"``, poll P).
+  per vault (in threads of the one client process, as vaults verified by one process are, sharing its
+  trigger pool), each over its own ``protectedvm.azure_client.BackupApi`` and SDK client
+  (``verify="completed"``, poll P).
 * ``baseline``: what a shell loop over the Azure CLI does, serially in one thread with the same SDK
   calls: per VM, ``az backup protection backup-now`` (POST, operation status until it names the job,
   then one ``job_details.get``: azure-cli's ``track_backup_job``), then per job ``az backup job wait``
@@ -81,6 +82,7 @@ from protectedvm.azure_client import (
 from protectedvm.ids import VaultRef, VmRef
 from protectedvm.pacing import ArmPacer, Bucket
 from protectedvm.verifier import COMPLETED, InitialBackupError, InitialBackupVerifier, utc_now
+from protectedvm.verifier import TRIGGER_WORKERS as VERIFIER_TRIGGER_WORKERS
 from rehearsal.table import render_table
 
 SUB = "00000000-0000-0000-0000-0000000000b7"
@@ -101,8 +103,9 @@ TARGET_TOTAL_PER_VM = 2.2
 TARGET_FLOOR_RATIO = 1.15
 #: The verifier's default; the baseline polls trigger operations at the same pace.
 OPERATION_POLL_SECONDS = 2.0
-#: As components/initial_backup.py runs the verifier (``--trigger-workers`` to try others).
-TRIGGER_WORKERS = 16
+#: The verifier's default, one pool shared by the vaults of the process as ``InitialBackup`` runs it
+#: (``--trigger-workers`` to try others).
+TRIGGER_WORKERS = VERIFIER_TRIGGER_WORKERS
 #: --smoke shrinks ARM's buckets so that 10 VMs meet the limits within seconds.
 SMOKE_LIMITS = {"reads": BucketLimit(6, 12.5), "writes": BucketLimit(4, 5.0), "deletes": BucketLimit(4, 5.0)}
 
@@ -579,8 +582,8 @@ def render(reports: Sequence[RunReport], options: Options) -> str:
             f"per request, trigger operations InProgress for {options.operation_delay:g} s; NxV = N VMs in V vaults;",
             f"throttled: ARM's buckets enforced per subscription and principal (writes {writes[0]} +{writes[1]:g}/s, "
             f"reads {reads[0]} +{reads[1]:g}/s) and the client paces; none: no limits, no pacing.",
-            f"verifier: {options.trigger_workers} trigger threads per vault; baseline: operation status polled every "
-            f"{OPERATION_POLL_SECONDS:g} s (az backup-now).",
+            f"verifier: {options.trigger_workers} trigger threads shared by the vaults; baseline: operation status "
+            f"polled every {OPERATION_POLL_SECONDS:g} s (az backup-now).",
             "",
             "Wall time and client memory. floor: D+P without limits, (N - writes bucket) / refill + D throttled;",
             "last POST: when the last backup was triggered (its job ends D later); tail: wall - last POST - D.",
@@ -636,7 +639,10 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         "--operation-delay", type=float, default=0.0, help="seconds a trigger operation stays InProgress"
     )
     parser.add_argument(
-        "--trigger-workers", type=int, default=TRIGGER_WORKERS, help=f"trigger threads per vault ({TRIGGER_WORKERS})"
+        "--trigger-workers",
+        type=int,
+        default=TRIGGER_WORKERS,
+        help=f"trigger threads shared by the vaults ({TRIGGER_WORKERS})",
     )
     parser.add_argument("--paths", default=",".join(PATHS), help="which of verifier,baseline to run (default both)")
     parser.add_argument("--json", metavar="PATH", help="also write the measurements as JSON to PATH")

@@ -112,13 +112,14 @@ class InitialBackupProvider(dyn.ResourceProvider):
         clock: Callable[[], Any] | None = None,
         sleep: Callable[[float], None] | None = None,
         log_sink: LogSink | None = None,
-        trigger_workers: int = 16,
+        trigger_workers: int | None = None,
     ) -> None:
         super().__init__()
         self.api_factory = api_factory
         self.clock = clock
         self.sleep = sleep
         self.log_sink = log_sink
+        #: None: the process's shared trigger pool of ``protectedvm.verifier.TRIGGER_WORKERS`` threads.
         self.trigger_workers = trigger_workers
 
     # --- engine calls ---------------------------------------------------------------------------
@@ -192,8 +193,9 @@ class InitialBackupProvider(dyn.ResourceProvider):
         options: dict[str, Any] = {
             "vault_name": vault.name,
             "logger": logger,
-            "trigger_workers": self.trigger_workers,
         }
+        if self.trigger_workers is not None:
+            options["trigger_workers"] = self.trigger_workers
         if self.clock is not None:
             options["clock"] = self.clock
         if self.sleep is not None:

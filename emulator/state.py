@@ -242,6 +242,10 @@ class State:
         self._vm_locations: dict[str, str] = {}
         self._vaults: dict[VaultKey, Vault] = {}
         self._jobs: dict[str, Job] = {}
+        #: The jobs not finished yet (InProgress or Cancelling), in start order: what _advance and a
+        #: trigger's running-backup check look at, so a request costs O(running jobs), not O(all jobs)
+        #: (2,000 triggers otherwise cost the emulator ~4 s of CPU, which the benchmarks then measure).
+        self._open_jobs: dict[str, Job] = {}
         self._operations: dict[str, Operation] = {}
         self._triggers: Counter[str] = Counter()
         self._seq = 0
@@ -634,12 +638,13 @@ class State:
         raise KeyError(f"no protected item for {vm_or_item_name!r}; enable protection first")
 
     def _running_backup(self, item: Item) -> Job | None:
-        for job in self._jobs.values():
+        item_key, vault_id = item.name.lower(), item.vault_id.lower()
+        for job in self._open_jobs.values():
             if (
-                job.item_key == item.name.lower()
+                job.item_key == item_key
                 and job.operation == "Backup"
                 and job.status in ("InProgress", "Cancelling")
-                and job.vault_id.lower() == item.vault_id.lower()
+                and job.vault_id.lower() == vault_id
             ):
                 return job
         return None
@@ -737,6 +742,7 @@ class State:
             visible_at=self.clock.now() + (self.job_appearance_delay if appears_later else 0.0),
         )
         self._jobs[job.job_id] = job
+        self._open_jobs[job.job_id] = job
         self._advance()
         return job
 
@@ -746,8 +752,9 @@ class State:
     def _advance(self) -> None:
         """Finish every job whose time is up and apply its effects on items and recovery points."""
         now = self.clock.now()
-        for job in sorted(self._jobs.values(), key=lambda j: j.seq):
+        for job in list(self._open_jobs.values()):  # created in seq order
             if job.status not in ("InProgress", "Cancelling"):
+                del self._open_jobs[job.job_id]
                 continue
             if job.cancel_requested_at is not None:
                 self._advance_cancel(job, now)

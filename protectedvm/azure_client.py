@@ -187,7 +187,8 @@ def make_sdk_client(
     ``base_url``/``connection_verify`` win, so an in-process rehearsal needs no env changes).
 
     The connection pool is sized for the verifier's worker threads (requests defaults to 10, which
-    makes 16 concurrent triggers discard connections; 16 triggers and 32 reads may overlap).
+    makes 16 concurrent triggers discard connections; the process's 32 trigger threads and a poll's 32
+    reads may overlap).
     ``pacing``: True shares the process's pacer of this subscription
     (:func:`protectedvm.pacing.pacer_for`), an :class:`ArmPacer` uses that one, False sends
     unpaced (only for measuring an ARM without limits)."""

@@ -31,7 +31,8 @@ def emu() -> Iterator[Emulator]:
 #: Test files left out of ``make test-fast`` (``make test`` runs them): they start subprocesses (the
 #: benchmarks' smoke runs, ``python -m rehearsal``, programs outside the repository, the CLIs
 #: runs), rehearse whole stacks end to end, or evaluate whole stacks under Pulumi mocks; each of the
-#: latter takes a few seconds, and together they are what makes the suite slow.
+#: latter takes a few seconds, and together they are what makes the suite slow. Every file not listed
+#: here or in HOST_FILES is fast: e.g. test_verifier_states.py (the verifier against an in-memory fake).
 SLOW_FILES = frozenset(
     {
         "test_bad_input.py",

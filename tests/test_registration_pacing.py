@@ -1,0 +1,69 @@
+"""The program turns the event loop between batches of VMs (``components.program.run_ready_registrations``)
+to bound its memory; what it registers must not depend on it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from components import program
+from components.program import deploy, run_ready_registrations
+from testing.mock_preview import Plan, evaluate, load_stack_config
+from tests.helpers import SUB
+
+
+def config_with(vms: int) -> dict[str, str]:
+    config = load_stack_config("prod")
+    vm = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm-"
+    config["protected-vm:vms"] = json.dumps([f"{vm}{i:03}" for i in range(vms)])
+    return config
+
+
+def registered(plan: Plan) -> list[tuple[str, str, Any, str | None]]:
+    """By type and name: the mock monitor answers in threads, so the order of registrations that
+    do not depend on each other varies from run to run with or without pacing."""
+    return sorted(((r.type, r.name, r.inputs, r.import_id) for r in plan.resources), key=lambda r: (r[0], r[1]))
+
+
+def test_a_stack_registers_the_same_resources_with_the_same_inputs_whether_or_not_the_loop_turns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = config_with(12)
+    monkeypatch.setattr(program, "REGISTRATION_BATCH", 10**9)
+    unpaced = evaluate(deploy, config, "prod")
+    turns: list[int] = []
+
+    def counted(max_rounds: int = 1000) -> int:
+        turns.append(run_ready_registrations(max_rounds))
+        return turns[-1]
+
+    monkeypatch.setattr(program, "REGISTRATION_BATCH", 5)
+    monkeypatch.setattr(program, "run_ready_registrations", counted)
+    paced = evaluate(deploy, config, "prod")
+    assert len(turns) == 2 and all(turn > 0 for turn in turns), turns
+    assert registered(paced) == registered(unpaced)
+    assert len(paced.of_type("azure-native:recoveryservices:ProtectedItem")) == 12
+    assert paced.outputs == unpaced.outputs
+
+
+def test_turning_the_loop_runs_ready_callbacks_and_the_program_still_completes() -> None:
+    seen: list[str] = []
+
+    def body() -> None:
+        loop = asyncio.get_event_loop()
+        loop.call_soon(seen.append, "first")
+        loop.call_soon(lambda: loop.call_soon(seen.append, "scheduled by a callback"))
+        assert run_ready_registrations() >= 2
+        assert seen == ["first", "scheduled by a callback"]
+        pulumi.export("done", "yes")
+
+    plan = evaluate(body, {}, "dev")
+    assert plan.outputs == {"done": "yes"}
+
+
+def test_outside_a_running_loop_it_does_nothing() -> None:
+    assert run_ready_registrations() == 0

@@ -4,8 +4,10 @@ what ``pulumi up`` runs (``__main__.py`` only calls :func:`deploy`)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,6 +224,7 @@ def _deploy_vault(
     settings: StackSettings,
     tags: dict[str, str],
     kept: dict[str, str],
+    registered: list[ProtectedVM],
 ) -> FleetMember:
     name = vault_resource_name(vault.key)
     policy_ids = {policy.key: _policy(backup_vault, name, policy, tags) for policy in vault.policies}
@@ -239,7 +242,9 @@ def _deploy_vault(
             args["disk_exclusion"] = vm.disks.to_azure()
         opts = pulumi.ResourceOptions(aliases=aliases) if aliases else None
         protected.append(ProtectedVM(resource_name(vm.target), args, opts=opts))
-        if len(protected) % REGISTRATION_BATCH == 0:
+        # Counted over the whole stack, so a fleet of small vaults is paced like one large vault.
+        registered.append(protected[-1])
+        if len(registered) % REGISTRATION_BATCH == 0:
             run_ready_registrations()
     # One trigger-and-verify resource per vault, after every item of the vault is protected
     # (BackupVault.verify_initial_backups says why one per vault).
@@ -250,6 +255,39 @@ def _deploy_vault(
 def deploy(settings: StackSettings | None = None) -> Deployment:
     """Build every vault with its policies, one ProtectedVM per VM, one InitialBackup per vault,
     and export honest outputs. A single-vault stack is the one-vault case, under today's names."""
+    with fewer_collections():
+        return _deploy(settings)
+
+
+#: Allocations between two young-generation collections while the program registers (CPython's
+#: default is 700).
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Collect the young generation every :data:`YOUNG_COLLECTION_THRESHOLD` allocations instead of
+    CPython's 700 while the program registers, and put the setting back afterwards.
+
+    Pulumi's SDK makes every Output an asyncio task tied in reference cycles, hundreds per VM,
+    which live for milliseconds. With 700, most of them survive a young collection or two and are
+    freed only by full collections, whose cost is the whole heap: under mocks those took about
+    two thirds of a stack's evaluation time (15 full collections, 6.7 s of 10.6 s for the raw
+    resources at 300 VMs). With more room, they die young. It changes when garbage is found, not
+    what is alive (a few MB more at most: 10,000 young objects); with automatic collection
+    disabled (threshold 0) it leaves things alone."""
+    old = gc.get_threshold()
+    if old[0] == 0 or old[0] >= YOUNG_COLLECTION_THRESHOLD:
+        yield
+        return
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
+def _deploy(settings: StackSettings | None) -> Deployment:
     settings = settings or load_settings()
     fleet = settings.fleet
     check_vm_list(settings.vms, one_vault=len(fleet.vaults) == 1)
@@ -265,8 +303,9 @@ def deploy(settings: StackSettings | None = None) -> Deployment:
     # Items Azure kept from an earlier removal are adopted (imported), not created again. Asked for
     # every vault before any VM is registered, for the same reason as the vaults' invokes above.
     kept = {v.key: kept_item_ids(v.settings, [vm.target for vm in fleet.vms_of(v.key)]) for v in fleet.vaults}
+    registered: list[ProtectedVM] = []
     members = [
-        _deploy_vault(vault, backup_vault, fleet.vms_of(vault.key), settings, tags, kept[vault.key])
+        _deploy_vault(vault, backup_vault, fleet.vms_of(vault.key), settings, tags, kept[vault.key], registered)
         for vault, backup_vault in zip(fleet.vaults, vaults, strict=True)
     ]
     first = members[0]

@@ -1,9 +1,11 @@
 """The program turns the event loop between batches of VMs (``components.program.run_ready_registrations``)
-to bound its memory; what it registers must not depend on it."""
+to bound its memory, and collects garbage less often while it registers (``fewer_collections``); what
+it registers must not depend on either."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from typing import Any
 
@@ -11,7 +13,7 @@ import pulumi
 import pytest
 
 from components import program
-from components.program import deploy, run_ready_registrations
+from components.program import YOUNG_COLLECTION_THRESHOLD, deploy, fewer_collections, run_ready_registrations
 from testing.mock_preview import Plan, evaluate, load_stack_config
 from tests.helpers import SUB
 
@@ -67,3 +69,27 @@ def test_turning_the_loop_runs_ready_callbacks_and_the_program_still_completes()
 
 def test_outside_a_running_loop_it_does_nothing() -> None:
     assert run_ready_registrations() == 0
+
+
+def test_the_program_collects_young_objects_less_often_while_it_registers_and_puts_the_setting_back() -> None:
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+
+    def body() -> None:
+        with fewer_collections():
+            seen.append(gc.get_threshold())
+
+    evaluate(body, {}, "dev")
+    assert seen == [(YOUNG_COLLECTION_THRESHOLD, before[1], before[2])]
+    assert gc.get_threshold() == before
+
+
+def test_with_automatic_collection_switched_off_it_stays_off() -> None:
+    before = gc.get_threshold()
+    gc.set_threshold(0)
+    try:
+        with fewer_collections():
+            assert gc.get_threshold()[0] == 0
+        assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)

@@ -106,10 +106,13 @@ def run_ready_registrations(max_rounds: int = 1000) -> int:
     if not loop.is_running() or not isinstance(ready, deque) or run_once is None:
         return 0
     # The callback running this program belongs to an outer ``_run_once`` that will pop as many
-    # handles as were ready when we came in: leave at least that many (cancelled ones are
-    # skipped), as ``_sync_await`` does; one shared cancelled handle, not one object each.
-    expected = len(ready)
+    # handles as were ready when it began: leave at least that many (cancelled ones are skipped),
+    # as ``_sync_await`` does. That count cannot grow while the program runs, so once our stand-ins
+    # are on the list they are what is owed; counting everything ready again at each batch (as
+    # ``_sync_await`` would) makes the list grow with every batch, quadratic over a stack.
     task = asyncio.current_task(loop)
+    owed = sum(1 for handle in ready if isinstance(handle, _Owed) and task is not None and handle.owner is task)
+    expected = owed or len(ready)
     if task is not None:
         asyncio.tasks._leave_task(loop, task)
     turns = 0
@@ -119,12 +122,20 @@ def run_ready_registrations(max_rounds: int = 1000) -> int:
             turns += 1
     finally:
         if len(ready) < expected:
-            filler = asyncio.Handle(_nothing, (), loop)
-            filler.cancel()
-            ready.extend([filler] * (expected - len(ready)))
+            stand_in = _Owed(_nothing, (), loop)
+            stand_in.owner = task
+            stand_in.cancel()
+            ready.extend([stand_in] * (expected - len(ready)))
         if task is not None:
             asyncio.tasks._enter_task(loop, task)
     return turns
+
+
+class _Owed(asyncio.Handle):
+    """A cancelled handle standing in for one an outer turn of the event loop will pop; ``owner``
+    is the task whose step ran the program (what is owed is only known within that step)."""
+
+    owner: asyncio.Task[Any] | None = None
 
 
 def _nothing() -> None:

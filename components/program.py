@@ -83,8 +83,8 @@ def run_ready_registrations(max_rounds: int = 1000) -> int:
     """Let the event loop run the registration work that is ready now; returns the loop turns taken.
 
     The program is synchronous: without this, every VM's registration (the SDK's Outputs, one
-    asyncio task each; the ``ProtectedItem``'s 47 API-version aliases alone are about 380 tasks
-    per VM, all waiting for the ``ProtectedVM``'s URN) is queued until the program returns, and
+    asyncio task each, about 390 per VM; most are the ``ProtectedItem``'s 47 API-version aliases,
+    which wait for the ``ProtectedVM``'s URN) is queued until the program returns, and
     the SDK then expands all of them at once: the evaluation's peak memory (about 0.95 MB per VM
     at 400 VMs under mocks; ``bench/program_eval.py``). Turning the loop every
     :data:`REGISTRATION_BATCH` VMs lets the registrations whose inputs are known proceed and
@@ -98,12 +98,12 @@ def run_ready_registrations(max_rounds: int = 1000) -> int:
     to wait for. Like it, it relies on asyncio's pure-Python event loop (``_run_once``,
     ``_ready``); with any other loop, or outside a running one, it does nothing."""
     try:
-        loop = asyncio.get_event_loop()
+        loop = asyncio.get_running_loop()
     except RuntimeError:
         return 0
     ready = getattr(loop, "_ready", None)
     run_once = getattr(loop, "_run_once", None)
-    if not loop.is_running() or not isinstance(ready, deque) or run_once is None:
+    if not isinstance(ready, deque) or run_once is None:
         return 0
     # The callback running this program belongs to an outer ``_run_once`` that will pop as many
     # handles as were ready when it began: leave at least that many (cancelled ones are skipped),

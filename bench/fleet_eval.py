@@ -5,6 +5,8 @@ Run: ``venv/bin/python -m bench.fleet_eval`` (``--smoke`` for CI: small N, secon
 1. **Program evaluation**: the real program under mocks for a fleet of N VMs over V vaults, each size
    in a fresh interpreter: wall time, resources registered and peak RSS; next to the same N VMs in
    one vault (today's single-vault form), so the ratio is what the fleet topology itself costs.
+   Then against the raw resources of the same fleet (vaults, policies and items declared directly,
+   :func:`raw_fleet_program`): issue 15's target is <= 1.1x in time and peak memory.
 2. **Verification**: every vault's real ``InitialBackupProvider.create`` at once (4 at a time, as
    the dynamic provider host runs them) against the embedded emulator with scaled time: wall time
    over one job duration plus one poll (D+P), and ARM requests per VM from the emulator's counters
@@ -19,6 +21,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -104,17 +107,75 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def raw_fleet_program(config: dict[str, str]) -> Callable[[], None]:
+    """The fleet's resources declared directly, as ``bench/program_eval.py``'s raw program does for
+    one vault: per vault the Vault and its policies, per VM its ProtectedItem on its policy. No
+    component, no VmProtection, no InitialBackup, no lookups, no outputs: the floor."""
+    import pulumi_azure_native.recoveryservices as rs
+
+    from components.backup_vault import policy_properties, vault_properties
+    from components.program import load_settings
+
+    fleet = load_settings(config).fleet
+
+    def program() -> None:
+        for vault in fleet.vaults:
+            created = rs.Vault(
+                f"{vault.key}-vault",
+                vault_name=vault.settings.name,
+                resource_group_name=vault.settings.resource_group,
+                location=vault.settings.location or "westeurope",
+                sku=rs.SkuArgs(name="RS0", tier="Standard"),
+                properties=vault_properties(vault.settings),
+            )
+            policy_ids = {
+                policy.key: rs.ProtectionPolicy(
+                    f"{vault.key}-policy-{policy.key}",
+                    policy_name=policy.settings.name,
+                    vault_name=created.name,
+                    resource_group_name=vault.settings.resource_group,
+                    properties=policy_properties(policy.settings),
+                ).id
+                for policy in vault.policies
+            }
+            for vm in fleet.vms_of(vault.key):
+                target = vm.target
+                rs.ProtectedItem(
+                    f"{target.resource_group}-{target.name}-item".lower(),
+                    vault_name=created.name,
+                    resource_group_name=vault.settings.resource_group,
+                    fabric_name="Azure",
+                    container_name=target.container_name,
+                    protected_item_name=target.protected_item_name,
+                    properties=rs.AzureIaaSComputeVMProtectedItemArgs(
+                        protected_item_type="Microsoft.Compute/virtualMachines",
+                        policy_id=policy_ids[vm.policy],
+                        source_resource_id=target.vm_id,
+                    ),
+                )
+
+    return program
+
+
 def child(kind: str, n: int, vaults: int) -> dict[str, Any]:
-    """One evaluation in this (fresh) interpreter, after a 1-VM warm-up of the same form."""
+    """One evaluation in this (fresh) interpreter, after a warm-up of the same form (one VM, or one
+    VM per vault). ``kind``: ``fleet`` (the program), ``raw`` (:func:`raw_fleet_program` of the same
+    fleet) or ``single`` (the program, one vault)."""
     from components.program import deploy
     from testing.mock_preview import evaluate
 
-    make = (lambda size: fleet_config(size, vaults)) if kind == "fleet" else single_vault_config
-    evaluate(deploy, make(1) if kind != "fleet" else fleet_config(vaults, vaults), "bench")
-    config = make(n)
+    if kind == "single":
+        evaluate(deploy, single_vault_config(1), "bench")
+        config = single_vault_config(n)
+        program: Callable[[], object] = deploy
+    else:
+        warm = fleet_config(vaults, vaults)
+        evaluate(deploy if kind == "fleet" else raw_fleet_program(warm), warm, "bench")
+        config = fleet_config(n, vaults)
+        program = deploy if kind == "fleet" else raw_fleet_program(config)
     before = _rss_mb()
     start = time.perf_counter()
-    plan = evaluate(deploy, config, "bench")
+    plan = evaluate(program, config, "bench")
     return {
         "seconds": time.perf_counter() - start,
         "resources": len(plan.resources),
@@ -206,15 +267,29 @@ def main() -> None:
         f"{'N':>5}  {'vaults':>6}  {'fleet s':>8}  {'ms/VM':>6}  {'single N':>8}  {'single s':>8}  {'ms/VM':>6}  "
         f"{'ratio':>6}  {'resources':>9}  {'peak RSS MB':>11}  {'growth MB':>9}"
     )
+    raws = []
     for n, vaults in sizes:
         ours = evaluate_in_child("fleet", n, vaults)
         m = min(n, MAX_VMS_PER_VAULT)
         single = evaluate_in_child("single", m, 1)
+        raws.append((n, vaults, ours, evaluate_in_child("raw", n, vaults)))
         ours_ms, single_ms = 1000 * ours["seconds"] / n, 1000 * single["seconds"] / m
         print(
             f"{n:>5}  {vaults:>6}  {ours['seconds']:>8.2f}  {ours_ms:>6.1f}  {m:>8}  {single['seconds']:>8.2f}  "
             f"{single_ms:>6.1f}  {ours_ms / single_ms:>5.2f}x  {ours['resources']:>9}  {ours['peak_rss_mb']:>11.0f}  "
             f"{ours['growth_mb']:>+9.1f}"
+        )
+    print()
+    print("against the raw resources of the same fleet (vaults, policies, items; fresh interpreter each)")
+    print(
+        f"{'N':>5}  {'vaults':>6}  {'fleet s':>8}  {'raw s':>7}  {'ratio':>6}  {'peak RSS MB':>11}  {'raw MB':>7}  "
+        f"{'ratio':>6}  {'raw resources':>13}"
+    )
+    for n, vaults, ours, raw in raws:
+        print(
+            f"{n:>5}  {vaults:>6}  {ours['seconds']:>8.2f}  {raw['seconds']:>7.2f}  "
+            f"{ours['seconds'] / raw['seconds']:>5.2f}x  {ours['peak_rss_mb']:>11.0f}  {raw['peak_rss_mb']:>7.0f}  "
+            f"{ours['peak_rss_mb'] / raw['peak_rss_mb']:>5.2f}x  {raw['resources']:>13}"
         )
     if args.no_verify:
         return

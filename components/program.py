@@ -95,14 +95,16 @@ def run_ready_registrations(max_rounds: int = 1000) -> int:
     inputs and dependencies. Every synchronous invoke (``get_vault``) already turns the loop the
     same way (``pulumi.runtime.sync_await._sync_await``); this is that kernel, without the future
     to wait for. Like it, it relies on asyncio's pure-Python event loop (``_run_once``,
-    ``_ready``); with any other loop, or outside a running one, it does nothing."""
+    ``_ready``, ``asyncio.tasks._enter_task``/``_leave_task``); with any other loop or an asyncio
+    without those internals, or outside a running one, it does nothing."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return 0
     ready = getattr(loop, "_ready", None)
     run_once = getattr(loop, "_run_once", None)
-    if not isinstance(ready, deque) or run_once is None:
+    leave, enter = getattr(asyncio.tasks, "_leave_task", None), getattr(asyncio.tasks, "_enter_task", None)
+    if not isinstance(ready, deque) or run_once is None or leave is None or enter is None:
         return 0
     # The callback running this program belongs to an outer ``_run_once`` that will pop as many
     # handles as were ready when it began: leave at least that many (cancelled ones are skipped),
@@ -113,7 +115,7 @@ def run_ready_registrations(max_rounds: int = 1000) -> int:
     owed = sum(1 for handle in ready if isinstance(handle, _Owed) and task is not None and handle.owner is task)
     expected = owed or len(ready)
     if task is not None:
-        asyncio.tasks._leave_task(loop, task)
+        leave(loop, task)
     turns = 0
     try:
         while ready and turns < max_rounds:
@@ -126,7 +128,7 @@ def run_ready_registrations(max_rounds: int = 1000) -> int:
             stand_in.cancel()
             ready.extend([stand_in] * (expected - len(ready)))
         if task is not None:
-            asyncio.tasks._enter_task(loop, task)
+            enter(loop, task)
     return turns
 
 

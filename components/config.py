@@ -319,6 +319,47 @@ def _parse_common(
     return initial, removal
 
 
+@dataclass(frozen=True)
+class SectionSettings:
+    """The sections a component's args gave, parsed; each None when the args did not give it."""
+
+    vault: VaultSettings | None = None
+    policy: PolicySettings | None = None
+    initial_backup: InitialBackupSettings | None = None
+    disks: DiskSelection | None = None
+    on_remove: OnRemove | None = None
+
+
+def parse_sections(
+    *,
+    vault: object = None,
+    policy: object = None,
+    initial_backup: object = None,
+    disks: object = None,
+    on_remove: object = None,
+) -> SectionSettings:
+    """Sections of the stack file given one by one, as the multi-language components take them
+    (``components.package``): the same parsers, rules and messages as :func:`parse_stack_settings`,
+    with settings named as the component's inputs (``vault.softDeleteRetentionDays``), every problem
+    at once in one :class:`ValidationError`."""
+    problems: list[str] = []
+    vault_raw = _section(vault, "vault", problems) if vault is not None else None
+    policy_raw = _section(policy, "policy", problems) if policy is not None else None
+    parsed_vault = _parse_vault(vault_raw, "vault", problems) if vault_raw is not None else None
+    parsed_policy = _parse_policy(policy_raw, "policy", problems) if policy_raw is not None else None
+    initial, removal = _parse_common(initial_backup, on_remove, problems)
+    selection = _parse_disks(disks, "disks", problems) if disks is not None else None
+    if problems:
+        raise ValidationError(problems)
+    return SectionSettings(
+        parsed_vault,
+        parsed_policy,
+        initial if initial_backup is not None else None,
+        selection,
+        removal if on_remove is not None else None,
+    )
+
+
 def _unknown_keys(raw: Mapping[str, object], known: set[str], setting: str) -> list[str]:
     return [
         f"{setting}.{key} is not a known setting: known settings are {', '.join(sorted(known))}"

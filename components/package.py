@@ -23,28 +23,16 @@ cannot resolve strings.
 import importlib.metadata
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict, cast
 
 import pulumi
 
 from components import backup_vault, protected_vm
-from components.config import (
-    DiskSelection,
-    InitialBackupSettings,
-    OnRemove,
-    PolicySettings,
-    VaultSettings,
-    _parse_common,
-    _parse_disks,
-    _parse_policy,
-    _parse_vault,
-    _section,
-)
+from components.config import SectionSettings, VaultSettings, parse_sections
 from components.initial_backup import InitialBackup, InitialBackupArgs
 from components.program import StackConfigError
-from components.validation import as_count, check_vm_id
+from components.validation import ValidationError, as_count, check_vm_id
 from protectedvm.ids import CONFIG_NAMESPACE
 
 #: The package name: the first part of every type token (``protected-vm:index:ProtectedVM``),
@@ -269,17 +257,6 @@ class DisksConfig(TypedDict):
     """``true``: the OS disk alone."""
 
 
-@dataclass(frozen=True)
-class ParsedArgs:
-    """The settings of one component's args, each None when the args did not give it."""
-
-    vault: VaultSettings | None = None
-    policy: PolicySettings | None = None
-    initial_backup: InitialBackupSettings | None = None
-    disks: DiskSelection | None = None
-    on_remove: OnRemove | None = None
-
-
 def parse_args(
     *,
     vault: object = None,
@@ -287,29 +264,20 @@ def parse_args(
     initial_backup: object = None,
     disks: object = None,
     on_remove: object = None,
-) -> ParsedArgs:
+) -> SectionSettings:
     """The settings of a component's args, parsed by the stack config's own section parsers
-    (``components.config``): the same rules, the same messages (``vault.softDeleteRetentionDays =
-    500 is out of range...``), every problem at once in one ``StackConfigError``: a
-    ``ValidationError`` that is also a ``pulumi.RunError``, so a Python program's preview prints the
-    list without a traceback (a Construct call reports it as the component's error)."""
-    problems: list[str] = []
+    (:func:`components.config.parse_sections`: the same rules, the same messages, e.g.
+    ``vault.softDeleteRetentionDays = 500 is out of range...``), every problem at once in one
+    ``StackConfigError``: a ``ValidationError`` that is also a ``pulumi.RunError``, so a Python
+    program's preview prints the list without a traceback (a Construct call reports it as the
+    component's error)."""
     vault, policy, initial_backup, disks = (_engine_numbers(raw) for raw in (vault, policy, initial_backup, disks))
-    vault_raw = _section(vault, "vault", problems) if vault is not None else None
-    policy_raw = _section(policy, "policy", problems) if policy is not None else None
-    parsed_vault = _parse_vault(vault_raw, "vault", problems) if vault_raw is not None else None
-    parsed_policy = _parse_policy(policy_raw, "policy", problems) if policy_raw is not None else None
-    initial, removal = _parse_common(initial_backup, on_remove, problems)
-    selection = _parse_disks(disks, "disks", problems) if disks is not None else None
-    if problems:
-        raise StackConfigError(problems)
-    return ParsedArgs(
-        parsed_vault,
-        parsed_policy,
-        initial if initial_backup is not None else None,
-        selection,
-        removal if on_remove is not None else None,
-    )
+    try:
+        return parse_sections(
+            vault=vault, policy=policy, initial_backup=initial_backup, disks=disks, on_remove=on_remove
+        )
+    except ValidationError as error:
+        raise StackConfigError(error.problems) from None
 
 
 def _engine_numbers(value: object) -> object:

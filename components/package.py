@@ -257,25 +257,16 @@ class DisksConfig(TypedDict):
     """``true``: the OS disk alone."""
 
 
-def parse_args(
-    *,
-    vault: object = None,
-    policy: object = None,
-    initial_backup: object = None,
-    disks: object = None,
-    on_remove: object = None,
-) -> SectionSettings:
-    """The settings of a component's args, parsed by the stack config's own section parsers
+def parse_args(**sections: object) -> SectionSettings:
+    """The settings of a component's args (``vault``, ``policy``, ``initial_backup``, ``disks``,
+    ``on_remove``), parsed by the stack config's own section parsers
     (:func:`components.config.parse_sections`: the same rules, the same messages, e.g.
     ``vault.softDeleteRetentionDays = 500 is out of range...``), every problem at once in one
     ``StackConfigError``: a ``ValidationError`` that is also a ``pulumi.RunError``, so a Python
     program's preview prints the list without a traceback (a Construct call reports it as the
-    component's error)."""
-    vault, policy, initial_backup, disks = (_engine_numbers(raw) for raw in (vault, policy, initial_backup, disks))
+    component's error). Numbers first become ints where whole (:func:`_engine_numbers`)."""
     try:
-        return parse_sections(
-            vault=vault, policy=policy, initial_backup=initial_backup, disks=disks, on_remove=on_remove
-        )
+        return parse_sections(**{key: _engine_numbers(raw) for key, raw in sections.items()})
     except ValidationError as error:
         raise StackConfigError(error.problems) from None
 

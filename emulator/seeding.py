@@ -46,21 +46,29 @@ def item_path(vault: VaultRef, container_name: str, item_name: str, fabric: str 
     )
 
 
-def protect(emu: EmulatorLike, vault: VaultRef, ids: Sequence[str], policy: str = "DefaultPolicy") -> list[VmRef]:
-    """Create the vault (if needed) and enable protection of each VM with the vault's policy."""
+def protect(
+    emu: EmulatorLike,
+    vault: VaultRef,
+    ids: Sequence[str],
+    policy: str = "DefaultPolicy",
+    disk_exclusion: dict[str, Any] | None = None,
+) -> list[VmRef]:
+    """Create the vault (if needed) and enable protection of each VM with the vault's policy;
+    ``disk_exclusion`` is the items' ``diskExclusionProperties`` (selective disk backup)."""
     emu.create_vault(vault.subscription_id, vault.resource_group, vault.name)
     refs = []
     for vm_id in ids:
         emu.add_vm(vm_id)
         vm = VmRef.from_id(vm_id)
         path = f"{item_path(vault, vm.container_name, vm.protected_item_name)}?{API_VERSION_QUERY}"
-        body = {
-            "properties": {
-                "protectedItemType": "Microsoft.Compute/virtualMachines",
-                "sourceResourceId": vm_id,
-                "policyId": f"{vault.id}/backupPolicies/{policy}",
-            }
+        props: dict[str, Any] = {
+            "protectedItemType": "Microsoft.Compute/virtualMachines",
+            "sourceResourceId": vm_id,
+            "policyId": f"{vault.id}/backupPolicies/{policy}",
         }
+        if disk_exclusion is not None:
+            props["extendedProperties"] = {"diskExclusionProperties": dict(disk_exclusion)}
+        body = {"properties": props}
         status, payload = emu.raw_request("PUT", path, body)
         if status not in (200, 202):
             raise RuntimeError(f"enabling protection of {vm_id} failed: {status} {payload}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from .catalog import IN_PROGRESS_ERROR, JobError
 from .clock import Clock
-from .compute import ComputeState, Disk
+from .compute import ComputeState, Disk, VmLayout
 from .errors import ApiError, invalid_input, resource_not_found
 from .faults import HANG, Faults, JobOutcome, vm_key
 from .names import (
@@ -104,6 +104,10 @@ class RecoveryPoint:
     name: str
     time: dt.datetime
     consistency: str
+    #: ``recoveryPointDiskConfiguration`` as the point's GET shows it, taken when the backup ran
+    #: (the selection applies to later points: docs selective-disk-backup-restore); None for an item
+    #: without selective disk backup, whose points the official examples show without the field.
+    disk_configuration: dict[str, Any] | None = None
 
 
 @dataclass
@@ -203,6 +207,8 @@ class Restore:
     target_subscription: str
     target_resource_group: str
     region: str
+    #: (LUN, name) of the disks the recovery point holds, for a selective disk backup; None = every disk.
+    included: list[tuple[int, str]] | None = None
     disks: list[str] = field(default_factory=list)
     applied: bool = False
 
@@ -825,8 +831,11 @@ class State:
             return
         if job.status in ("Completed", "CompletedWithWarnings"):
             consistency = "AppConsistent" if job.status == "Completed" else "CrashConsistent"
+            disks = None
+            if item.disk_exclusion is not None:
+                disks = _disk_configuration(self._layout(item.vm), item.disk_exclusion)
             item.recovery_points.append(
-                RecoveryPoint(str(self._rng.randrange(10**13, 10**14)), job.start_time, consistency)
+                RecoveryPoint(str(self._rng.randrange(10**13, 10**14)), job.start_time, consistency, disks)
             )
             item.protection_state = "Protected"
             # Compute_ProtectedItem_Get.json / BackupProtectedItems_List.json (2024-10-01, 2026-10-01):
@@ -941,7 +950,7 @@ class State:
         with self._lock:
             self._advance()
             found = self.require_item(vault, container, item)
-            return [self._rp_body(found, rp) for rp in reversed(found.recovery_points)]
+            return [self._rp_body(found, rp, listed=True) for rp in reversed(found.recovery_points)]
 
     def get_recovery_point(self, vault: Vault, container: str, item: str, rp_name: str) -> dict[str, Any]:
         with self._lock:
@@ -952,8 +961,8 @@ class State:
                     return self._rp_body(found, rp)
             raise ApiError(404, "BMSUserErrorRecoveryPointNotFound", f"Recovery point '{rp_name}' was not found.")
 
-    def _rp_body(self, item: Item, rp: RecoveryPoint) -> dict[str, Any]:
-        return {
+    def _rp_body(self, item: Item, rp: RecoveryPoint, listed: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "id": f"{item.id}/recoveryPoints/{rp.name}",
             "name": rp.name,
             "type": RP_TYPE,
@@ -982,6 +991,15 @@ class State:
                 "zones": ["1"],
             },
         }
+        if rp.disk_configuration is not None:
+            disks = copy.deepcopy(rp.disk_configuration)
+            if listed:
+                # docs selective-disk-backup-restore: ``az backup recoverypoint list`` shows the two
+                # counts with ``"excludedDiskList": null, "includedDiskList": null``; only
+                # ``recoverypoint show`` (the GET) lists the disks.
+                disks["excludedDiskList"] = disks["includedDiskList"] = None
+            body["properties"]["recoveryPointDiskConfiguration"] = disks
+        return body
 
     # --- views ------------------------------------------------------------
     def job_views(self) -> tuple[JobView, ...]:
@@ -1075,6 +1093,7 @@ class State:
                 target[0],
                 target[1],
                 region.replace(" ", "").lower(),
+                _included_disks(point.disk_configuration),
             )
             self._restores[job.job_id] = restore
             if job.status != "InProgress":  # a zero-length job ended inside _new_job, before the record existed
@@ -1088,16 +1107,23 @@ class State:
         restore.applied = True
         if job.status not in ("Completed", "CompletedWithWarnings"):
             return
-        layout = self.compute.layout(restore.vm_id, restore.vm_name)
         suffix = job.job_id.replace("-", "")[:8]
-        for index, source_disk in enumerate([layout.os_disk, *layout.data_disks]):
+        if restore.included is not None:
+            # A point of a selective disk backup restores the disks backed up in it, no others (docs
+            # selective-disk-backup-restore: "restore selective disks from all the disks backed up in a
+            # recovery point"; excluded disks have no data in the point). OS disk: LUN -1 there.
+            sources = [(name, lun == OS_DISK_LUN) for lun, name in restore.included]
+        else:
+            layout = self.compute.layout(restore.vm_id, restore.vm_name)
+            sources = [(name, index == 0) for index, name in enumerate([layout.os_disk, *layout.data_disks])]
+        for source_disk, is_os in sources:
             disk: Disk = self.compute.create_disk(
                 restore.target_subscription,
                 restore.target_resource_group,
                 f"{source_disk}-{suffix}",
                 restore.region,
                 job.end_time,
-                "Linux" if index == 0 else None,
+                "Linux" if is_os else None,
             )
             restore.disks.append(disk.name)
 
@@ -1156,9 +1182,13 @@ class State:
             vm = self._vms.get(VmRef(sub, rg, name).key)
             if vm is None:
                 raise resource_not_found("Microsoft.Compute/virtualMachines", name, rg)
-            location = self._vm_locations.get(vm.key, "westeurope")
+            layout = self._layout(vm)
         # The day-two pre-flight reads the region, the restore drill the disk layout: one VM GET.
-        return self.compute.vm_body(self.compute.layout(vm.id, vm.name, location))
+        return self.compute.vm_body(layout)
+
+    def _layout(self, vm: VmRef) -> VmLayout:
+        """The VM's disk layout, created in its region on first use (a backup may read it first)."""
+        return self.compute.layout(vm.id, vm.name, self._vm_locations.get(vm.key, "westeurope"))
 
 
 def _task_statuses(status: str, elapsed: float, half: float, has_error: bool) -> tuple[str, str]:
@@ -1278,6 +1308,40 @@ def _arm_parts(value: Any, provider_type: str | None) -> tuple[str, str, str] | 
     if parts[6].lower() != kind.lower():
         return None
     return parts[1], parts[3], parts[7]
+
+
+#: The OS disk's LUN in ``recoveryPointDiskConfiguration`` disk lists (docs selective-disk-backup-restore).
+OS_DISK_LUN = -1
+
+
+def _disk_configuration(layout: VmLayout, exclusion: dict[str, Any]) -> dict[str, Any]:
+    """``recoveryPointDiskConfiguration`` of a point of a selective disk backup, in the shape docs
+    selective-disk-backup-restore show for ``az backup recoverypoint show``: ``excludedDiskList`` and
+    ``includedDiskList`` of ``{"lun", "name"}`` (OS disk ``"lun": -1``, always included), then
+    ``numberOfDisksAttachedToVm`` and ``numberOfDisksIncludedInBackup`` (bms.json
+    RecoveryPointDiskConfiguration / DiskInformation; the official RecoveryPoints_Get/List examples
+    show no selective point, so no field of theirs changes). ``isInclusionList: true`` backs up the OS
+    disk plus the listed LUNs, ``false`` every disk but the listed LUNs (README "disks"); a listed LUN
+    the VM does not have selects nothing (no source says Azure refuses it). Data disk LUNs are their
+    positions in the layout, as emulator/compute.py ``vm_body`` numbers them."""
+    luns = set(exclusion["diskLunList"])
+    inclusion = bool(exclusion["isInclusionList"])
+    included: list[dict[str, Any]] = [{"lun": OS_DISK_LUN, "name": layout.os_disk}]
+    excluded: list[dict[str, Any]] = []  # [] when nothing is excluded: no source shows that case
+    for lun, name in enumerate(layout.data_disks):
+        (included if (lun in luns) == inclusion else excluded).append({"lun": lun, "name": name})
+    return {
+        "excludedDiskList": excluded,
+        "includedDiskList": included,
+        "numberOfDisksAttachedToVm": layout.disk_count,
+        "numberOfDisksIncludedInBackup": len(included),
+    }
+
+
+def _included_disks(configuration: dict[str, Any] | None) -> list[tuple[int, str]] | None:
+    if configuration is None:
+        return None
+    return [(int(disk["lun"]), str(disk["name"])) for disk in configuration["includedDiskList"]]
 
 
 def _disk_exclusion(props: dict[str, Any]) -> dict[str, Any] | None:

@@ -276,6 +276,11 @@ class RecoveryPointInfo:
     id: str
     name: str
     time: dt.datetime | None
+    #: ``recoveryPointDiskConfiguration.numberOfDisksIncludedInBackup``: the disks a restore of this
+    #: point brings back (selective disk backup); None when Azure does not say.
+    disks_included: int | None = None
+    #: ``numberOfDisksAttachedToVm``: the VM's disks when the point was taken; None when not said.
+    disks_attached: int | None = None
 
 
 @dataclass(frozen=True)
@@ -330,6 +335,11 @@ def _json_body(body: Mapping[str, Any]) -> Any:
 
 
 # --- conversions from SDK models (raw JSON access where the SDK's typing is too strict) --------
+
+
+def _count(value: object) -> int | None:
+    """A disk count as Azure sends it (int32); anything else is "not said", never a guess."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _utc(value: object) -> dt.datetime | None:
@@ -686,11 +696,17 @@ class BackupApi:
         found: list[RecoveryPointInfo] = []
         for point in points:
             props = _raw(_raw(point).get("properties"))
+            # bms.json IaasVMRecoveryPoint.recoveryPointDiskConfiguration (RecoveryPointDiskConfiguration,
+            # SDK 11.x model of the same name); docs selective-disk-backup-restore show the LIST answer
+            # carrying the two counts with null disk lists, so the counts are read here, no GET per point.
+            disks = _raw(props.get("recoveryPointDiskConfiguration"))
             found.append(
                 RecoveryPointInfo(
                     id=str(point.id or ""),
                     name=str(point.name or ""),
                     time=_utc(props.get("recoveryPointTime")),
+                    disks_included=_count(disks.get("numberOfDisksIncludedInBackup")),
+                    disks_attached=_count(disks.get("numberOfDisksAttachedToVm")),
                 )
             )
         return found

@@ -3,7 +3,7 @@
 A recovery point nobody restored is a hope. For a sample of the stack's VMs the drill restores the
 latest recovery point's disks as managed disks into a staging resource group (Azure's
 "RestoreDisks" restore type, ``IaasVMRestoreRequest``), waits for the Restore jobs, checks that the
-restored disks exist and that there are as many as the source VM has, measures how long it took (the
+restored disks exist and that there are as many as the recovery point holds, measures how long it took (the
 RTO actually achieved), then deletes what it created -- and only that.
 
 One run:
@@ -21,7 +21,9 @@ One run:
    (``operation eq 'Restore'``), never a GET per job; when jobs complete, ONE disk list of the staging
    group. New disks (absent before the run) are attributed to a completed VM by name -- they start
    with the VM's name or one of its source disks' names -- then tagged ``protectedvm-drill=<run id>``
-   at once, and counted against the source VM's disk count.
+   at once, and counted against the disks the recovery point holds: its
+   ``recoveryPointDiskConfiguration.numberOfDisksIncludedInBackup`` when Azure gives it (a VM with
+   selective disk backup restores only its included disks), else the source VM's disk count.
 6. **Clean up** in a ``finally`` (failures, ``KeyboardInterrupt``; the CLI turns SIGTERM into one):
    attribute and tag any disk that appeared since, then delete every disk carrying this run's tag,
    after re-reading it and checking the tag. A disk without the tag is never deleted.
@@ -161,6 +163,11 @@ class DrillRow:
     #: The Restore job's own duration (Azure's start/end).
     job_seconds: float | None = None
     disks_expected: int | None = None
+    #: Where ``disks_expected`` comes from: "recovery point" (its numberOfDisksIncludedInBackup) or
+    #: "source VM" (its disk count, when the point does not say).
+    disks_expected_from: str | None = None
+    #: The point's numberOfDisksAttachedToVm, when it says (selective backup: fewer included than attached).
+    disks_attached: int | None = None
     disks_restored: list[str] = field(default_factory=list)
     disks_deleted: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -370,7 +377,7 @@ class RestoreDrill:
             source = self.disks.source_vm(entry.vm.vm_id)
         except AzureError as error:
             return self._fail(row, error_code(error), f"source VM unreadable: {error_code(error)}")
-        row.disks_expected = len(source.disk_names)
+        row.disks_expected, row.disks_expected_from = len(source.disk_names), "source VM"
         return source
 
     def _start(self, entry: ProtectedVmEntry, row: DrillRow, source: SourceVm, clashes: list[str]) -> _Pending | None:
@@ -394,6 +401,11 @@ class RestoreDrill:
         assert point.time is not None
         age = self.clock() - point.time
         row.recovery_point, row.recovery_point_time = point.name, iso(point.time)
+        if point.disks_included is not None:
+            # Selective disk backup: a restore brings back only the disks the point includes (docs:
+            # selective-disk-backup-restore), so the point, not the VM, says how many to expect.
+            row.disks_expected, row.disks_expected_from = point.disks_included, "recovery point"
+            row.disks_attached = point.disks_attached
         row.recovery_point_age_hours = round(age.total_seconds() / 3600, 2)
         if self.max_rp_age is not None and age > self.max_rp_age:
             row.problems.append(
@@ -510,10 +522,12 @@ class RestoreDrill:
             if item.triggered_at is not None:
                 row.rto_seconds = round((now - item.triggered_at).total_seconds(), 1)
             expected = row.disks_expected or 0
+            note = _expected_note(row)
             if len(row.disks_restored) != expected:
+                holder = "the recovery point includes" if row.disks_expected_from == "recovery point" else "the VM has"
                 row.problems.append(
                     f"restored {len(row.disks_restored)} disk(s) in {self.staging.resource_group}, "
-                    f"the VM has {expected}"
+                    f"{holder} {expected}" + (f" ({note})" if note else "")
                 )
             limit = self.max_rto.total_seconds() if self.max_rto is not None else None
             if limit is not None and row.rto_seconds is not None and row.rto_seconds > limit:
@@ -522,7 +536,7 @@ class RestoreDrill:
                 )
             self.log(
                 f"{row.vm_name}: restore job {row.restore_job_id} {row.status}, "
-                f"{len(row.disks_restored)} of {expected} disk(s) restored"
+                f"{len(row.disks_restored)} of {expected} disk(s) restored" + (f" ({note})" if note else "")
             )
 
     def _attribute(self, items: Sequence[_Pending]) -> None:
@@ -637,6 +651,17 @@ def _owner(disk_name: str, candidates: Sequence[tuple[VmRef, SourceVm]]) -> VmRe
     return best[1] if best else None
 
 
+def _expected_note(row: DrillRow) -> str:
+    """Why fewer disks than the VM has can be right: the recovery point's own disk count."""
+    if row.disks_expected_from != "recovery point":
+        return ""
+    if row.disks_attached is None:
+        return "from the recovery point"
+    if row.disks_attached != row.disks_expected:
+        return f"selective backup: {row.disks_expected} of {row.disks_attached} attached"
+    return f"recovery point: all {row.disks_attached} attached"
+
+
 def _first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [""])[0]
 
@@ -662,6 +687,8 @@ def render_table(report: DrillReport) -> str:
         point = f"{row.recovery_point} ({row.recovery_point_time})" if row.recovery_point else "-"
         age = "-" if row.recovery_point_age_hours is None else f"{row.recovery_point_age_hours:.1f}h"
         disks = f"{len(row.disks_restored)}/{row.disks_expected if row.disks_expected is not None else '-'}"
+        if row.disks_attached is not None and row.disks_attached != row.disks_expected:
+            disks += f" ({row.disks_attached} attached)"  # selective disk backup: the point holds fewer
         result = "OK" if row.ok else f"FAIL: {'; '.join(row.problems) or row.status}"
         body.append(
             [row.vm_name, row.vault_name, point, age, row.restore_job_id or "-", _minutes(row.rto_seconds), disks,

@@ -102,6 +102,8 @@ def test_every_vm_is_restored_verified_and_only_its_restored_disks_are_deleted(e
         # First poll after the 600 s job ends: 20 polls of 30 s.
         assert row.rto_seconds == JOB_SECONDS
         assert row.disks_expected == 2 and len(row.disks_restored) == 2
+        # A full-disk backup's point carries no disk configuration: the source VM's count is expected.
+        assert (row.disks_expected_from, row.disks_attached) == ("source VM", None)
         assert all(name.startswith(f"{vm.name}_") for name in row.disks_restored)
         assert sorted(row.disks_deleted) == sorted(row.disks_restored)
     # Only the drill's disks went; the unrelated disk in the staging group is untouched.
@@ -492,3 +494,83 @@ def test_the_restore_job_filter_is_the_backup_filter_with_operation_restore() ->
         " and startTime eq '2026-11-29 01:05:00 PM' and endTime eq '2026-11-29 03:00:00 PM'"
     )
     assert job_filter(start, end, "InProgress") == job_filter(start, end, "InProgress", "Backup")
+
+
+# --- selective disk backup -------------------------------------------------------------------
+
+#: Data disk LUN 2 of 3 is excluded: the docs' selective-disk-backup-restore example (4 attached, 3 included).
+EXCLUDE_LUN_2 = {"diskLunList": [2], "isInclusionList": False}
+
+
+@pytest.fixture
+def selective() -> Iterator[Drilled]:
+    """One VM with an OS disk and 3 data disks, data disk LUN 2 excluded from its backup."""
+    with Emulator(job_duration=JOB_SECONDS, clock=ManualClock(), page_size=20) as emu:
+        [vm] = protect(emu, VAULT, vm_ids(SUB, "rg-sql", 1, prefix="vm-sql"), disk_exclusion=EXCLUDE_LUN_2)
+        emu.state.compute.set_data_disks(vm.vm_id, vm.name, 3)
+        with_recovery_points(emu, [vm])
+        client = make_sdk_client(SUB, emu.credential(), base_url=emu.base_url, connection_verify=emu.ca_path)
+        try:
+            yield Drilled(emu, [vm], [ProtectedVmEntry(vm, VAULT)], client)
+        finally:
+            client.close()
+
+
+def logged_drill(env: Drilled, lines: list[str]) -> RestoreDrill:
+    return RestoreDrill(
+        lambda vault: BackupApi(env.client, vault),  # type: ignore[arg-type]
+        ComputeApi(env.client),  # type: ignore[arg-type]
+        Staging.parse(STAGING_RG, STORAGE),
+        poll_seconds=POLL,
+        clock=emulator_clock(env.emu),
+        sleep=manual_sleep(env.emu),
+        log=lines.append,
+    )
+
+
+def test_the_recovery_point_list_gives_the_drill_the_included_disk_count(selective: Drilled, env: Drilled) -> None:
+    [point] = BackupApi(selective.client, VAULT).recovery_points(selective.vms[0])  # type: ignore[arg-type]
+    assert (point.disks_included, point.disks_attached) == (3, 4)
+    full = BackupApi(env.client, VAULT).recovery_points(env.vms[0])  # type: ignore[arg-type]
+    assert [(p.disks_included, p.disks_attached) for p in full] == [(None, None)]
+
+
+def test_a_selective_disk_vm_passes_with_the_disks_its_recovery_point_includes(selective: Drilled) -> None:
+    lines: list[str] = []
+    report = logged_drill(selective, lines).run(selective.entries)
+
+    [row] = report.rows
+    assert report.ok and row.ok and row.problems == []
+    assert (row.disks_expected, row.disks_expected_from, row.disks_attached) == (3, "recovery point", 4)
+    layout = selective.emu.state.compute.layout(selective.vms[0].vm_id, selective.vms[0].name)
+    # The OS disk and data disks LUN 0 and 1 came back; the excluded LUN 2 did not.
+    assert sorted(name.rsplit("-", 1)[0] for name in row.disks_restored) == sorted(
+        [layout.os_disk, layout.data_disks[0], layout.data_disks[1]]
+    )
+    assert sorted(row.disks_deleted) == sorted(row.disks_restored) and selective.staging_disks() == []
+    assert f"vm-sql001: restore job {row.restore_job_id} Completed, 3 of 3 disk(s) restored " \
+        "(selective backup: 3 of 4 attached)" in lines
+    assert " 3/3 (4 attached) " in render_table(report)
+
+
+def test_a_selective_disk_vm_fails_when_fewer_than_its_included_disks_come_back(
+    selective: Drilled, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compute = selective.emu.state.compute
+    layout = compute.layout(selective.vms[0].vm_id, selective.vms[0].name)
+    create = compute.create_disk
+
+    def lose_data_disk_1(subscription: str, group: str, name: str, *rest: Any) -> Disk:
+        if name.startswith(layout.data_disks[1]):  # Azure "restored" it, but it never shows up
+            return Disk(subscription, group, name, "westeurope", 32, None, selective.emu.state.now())
+        return create(subscription, group, name, *rest)
+
+    monkeypatch.setattr(compute, "create_disk", lose_data_disk_1)
+    report = selective.drill().run(selective.entries)
+
+    [row] = report.rows
+    assert not report.ok and row.status == "Completed" and len(row.disks_restored) == 2
+    assert row.problems == [
+        "restored 2 disk(s) in rg-drill, the recovery point includes 3 (selective backup: 3 of 4 attached)"
+    ]
+    assert len(row.disks_deleted) == 2 and selective.staging_disks() == []

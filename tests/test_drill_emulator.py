@@ -177,3 +177,59 @@ def test_the_source_vm_shows_its_disks(emu: Emulator, vm: VmRef) -> None:
     assert status == 200 and profile["osDisk"]["name"].startswith(f"{vm.name}_OsDisk_1_")
     assert [d["lun"] for d in profile["dataDisks"]] == [0, 1, 2]
     assert emu.raw_request("GET", f"{vm.vm_id[:-1]}x?api-version=2024-07-01")[0] == 404
+
+
+def test_a_selective_disk_point_has_the_docs_disk_configuration_and_restores_only_its_included_disks(
+    emu: Emulator,
+) -> None:
+    # docs selective-disk-backup-restore: a VM of 4 disks, data disk LUN 2 excluded; "recoverypoint list"
+    # shows the counts with null disk lists, "recoverypoint show" lists {lun, name} with the OS disk at -1.
+    [ref] = protect(emu, VAULT, vm_ids(SUB, "rg-app", 1), disk_exclusion={"diskLunList": [2], "isInclusionList": False})
+    layout = emu.state.compute.set_data_disks(ref.vm_id, ref.name, 3)
+    with_recovery_points(emu, [ref])
+    item = item_path(VAULT, ref.container_name, ref.protected_item_name)
+
+    status, listed = emu.raw_request("GET", f"{item}/recoveryPoints?{API}")
+    [point] = listed["value"]
+    assert status == 200 and point["properties"]["recoveryPointDiskConfiguration"] == {
+        "excludedDiskList": None,
+        "includedDiskList": None,
+        "numberOfDisksAttachedToVm": 4,
+        "numberOfDisksIncludedInBackup": 3,
+    }
+    status, one = emu.raw_request("GET", f"{item}/recoveryPoints/{point['name']}?{API}")
+    assert status == 200 and one["properties"]["recoveryPointDiskConfiguration"] == {
+        "excludedDiskList": [{"lun": 2, "name": layout.data_disks[2]}],
+        "includedDiskList": [
+            {"lun": -1, "name": layout.os_disk},
+            {"lun": 0, "name": layout.data_disks[0]},
+            {"lun": 1, "name": layout.data_disks[1]},
+        ],
+        "numberOfDisksAttachedToVm": 4,
+        "numberOfDisksIncludedInBackup": 3,
+    }
+
+    assert post_restore(emu, ref, restore_request(ref, point["name"]), point["name"])[0] == 202
+    emu.clock.advance(60)  # type: ignore[attr-defined]
+    [job] = [j for j in emu.jobs if j.operation == "Restore"]
+    restored = emu.state.restored_disks(job.job_id)
+    assert [name.rsplit("-", 1)[0] for name in restored] == [layout.os_disk, *layout.data_disks[:2]]
+    os_types = {d.name: d.os_type for d in emu.state.compute.disks(SUB, "rg-drill")}
+    assert [os_types[name] for name in restored] == ["Linux", None, None]
+
+
+def test_os_disk_only_points_hold_one_disk_and_full_disk_points_carry_no_disk_configuration(emu: Emulator) -> None:
+    os_disk_only = {"diskLunList": [], "isInclusionList": True}
+    [os_only] = protect(emu, VAULT, vm_ids(SUB, "rg-os", 1, prefix="os"), disk_exclusion=os_disk_only)
+    [full] = protect(emu, VAULT, vm_ids(SUB, "rg-full", 1, prefix="full"))
+    with_recovery_points(emu, [os_only, full])
+
+    def listed(ref: VmRef) -> dict[str, Any]:
+        item = item_path(VAULT, ref.container_name, ref.protected_item_name)
+        [point] = emu.raw_request("GET", f"{item}/recoveryPoints?{API}")[1]["value"]
+        return dict(point["properties"])
+
+    disks = listed(os_only)["recoveryPointDiskConfiguration"]
+    assert (disks["numberOfDisksAttachedToVm"], disks["numberOfDisksIncludedInBackup"]) == (2, 1)
+    # As the official RecoveryPoints_List/Get examples: no recoveryPointDiskConfiguration without a selection.
+    assert "recoveryPointDiskConfiguration" not in listed(full)

@@ -33,7 +33,7 @@ from components.config import SectionSettings, VaultSettings, parse_sections
 from components.initial_backup import InitialBackup, InitialBackupArgs
 from components.program import StackConfigError
 from components.validation import ValidationError, as_count, check_vm_id
-from protectedvm.ids import CONFIG_NAMESPACE
+from protectedvm.ids import CONFIG_NAMESPACE, VAULT_INITIAL_BACKUP_COMPONENT_TYPE
 
 #: The package name: the first part of every type token (``protected-vm:index:ProtectedVM``),
 #: which existing stacks' URNs already carry; the project's namespace.
@@ -464,7 +464,7 @@ class VaultInitialBackup(pulumi.ComponentResource):
             problems.append("vmIds is empty: name the VMs whose first backup the vault proves")
         if problems:
             raise StackConfigError(problems)
-        super().__init__(f"{PACKAGE_NAME}:index:VaultInitialBackup", name, None, opts)
+        super().__init__(VAULT_INITIAL_BACKUP_COMPONENT_TYPE, name, None, opts)
         # The vault id, resolved only once every item exists: the proof's dependency on the items.
         after_items = pulumi.Output.all(args["vault_id"], *args["protected_item_ids"])
         proof_args: InitialBackupArgs = {

@@ -40,6 +40,7 @@ TIER_TAG: Final = "protected-vm-tier"
 #: Pulumi type tokens of the components.
 BACKUP_VAULT_COMPONENT_TYPE: Final = f"{CONFIG_NAMESPACE}:index:BackupVault"
 PROTECTED_VM_COMPONENT_TYPE: Final = f"{CONFIG_NAMESPACE}:index:ProtectedVM"
+VAULT_INITIAL_BACKUP_COMPONENT_TYPE: Final = f"{CONFIG_NAMESPACE}:index:VaultInitialBackup"
 #: Dynamic resources: ``pulumi-python:dynamic:Resource`` by default, ``pulumi-python:dynamic/<module>:<Name>``
 #: when the resource class declares ``module``/``name`` (ours declare ``module="protectedvm"``).
 DYNAMIC_TYPE: Final = "pulumi-python:dynamic:Resource"

@@ -489,9 +489,9 @@ def describe_error(error: Exception) -> str:
     if isinstance(error, HttpResponseError):
         code = error_code(error)
         status = f"HTTP {error.status_code} " if error.status_code else ""
-        message = _first_line(getattr(error.error, "message", None) if error.error is not None else None)
+        message = first_line(getattr(error.error, "message", None) if error.error is not None else None)
         if not message:
-            message = _first_line(getattr(error, "reason", None))
+            message = first_line(getattr(error, "reason", None))
         prefix = status if code == f"HTTP{error.status_code}" else f"{status}{code}"
         return f"{prefix.strip()}: {message}" if message else prefix.strip()
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
@@ -500,10 +500,11 @@ def describe_error(error: Exception) -> str:
         if isinstance(error, ServiceRequestError):
             return f"cannot reach {host}: {reason}"
         return f"no response from {host} (connection dropped after the request was sent): {reason}"
-    return f"{type(error).__name__}: {_first_line(str(error))}".rstrip(": ")
+    return f"{type(error).__name__}: {first_line(str(error))}".rstrip(": ")
 
 
-def _first_line(text: object) -> str:
+def first_line(text: object) -> str:
+    """The first non-empty line of an error text, trimmed: Azure's messages can run to pages."""
     lines = str(text or "").strip().splitlines()
     return lines[0].strip() if lines else ""
 
@@ -540,7 +541,7 @@ def _connection_reason(text: str) -> str:
         found = re.search(pattern, text)
         if found:
             return found.group(1).strip()
-    return _first_line(text)[:200]
+    return first_line(text)[:200]
 
 
 def retry_after_seconds(error: Exception) -> float | None:

@@ -61,6 +61,7 @@ from protectedvm.azure_client import (
     RestoreTarget,
     SourceVm,
     error_code,
+    first_line,
 )
 from protectedvm.health import ProtectedVmEntry
 from protectedvm.ids import VaultRef, VmRef
@@ -337,7 +338,7 @@ class RestoreDrill:
             self._concurrently(lambda item: self._start(*item), starts)
             self._wait(self._started)
         except AzureError as error:
-            report.error = f"drill stopped by an Azure error: {error_code(error)}: {_first_line(error)}"
+            report.error = f"drill stopped by an Azure error: {error_code(error)}: {first_line(error)}"
             self.log(report.error)
         except KeyboardInterrupt:
             report.interrupted = True
@@ -660,10 +661,6 @@ def _expected_note(row: DrillRow) -> str:
     if row.disks_attached != row.disks_expected:
         return f"selective backup: {row.disks_expected} of {row.disks_attached} attached"
     return f"recovery point: all {row.disks_attached} attached"
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [""])[0]
 
 
 def _job_seconds(job: JobInfo) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -232,7 +233,7 @@ def _deploy_vault(
     settings: StackSettings,
     tags: dict[str, str],
     kept: dict[str, str],
-    registered: list[ProtectedVM],
+    registered: Iterator[int],
 ) -> FleetMember:
     name = vault_resource_name(vault.key)
     policy_ids = {policy.key: _policy(backup_vault, name, policy, tags) for policy in vault.policies}
@@ -251,8 +252,7 @@ def _deploy_vault(
         opts = pulumi.ResourceOptions(aliases=aliases) if aliases else None
         protected.append(ProtectedVM(resource_name(vm.target), args, opts=opts))
         # Counted over the whole stack, so a fleet of small vaults is paced like one large vault.
-        registered.append(protected[-1])
-        if len(registered) % REGISTRATION_BATCH == 0:
+        if next(registered) % REGISTRATION_BATCH == 0:
             run_ready_registrations()
     # One trigger-and-verify resource per vault, after every item of the vault is protected
     # (BackupVault.verify_initial_backups says why one per vault).
@@ -311,7 +311,7 @@ def _deploy(settings: StackSettings | None) -> Deployment:
     # Items Azure kept from an earlier removal are adopted (imported), not created again. Asked for
     # every vault before any VM is registered, for the same reason as the vaults' invokes above.
     kept = {v.key: kept_item_ids(v.settings, [vm.target for vm in fleet.vms_of(v.key)]) for v in fleet.vaults}
-    registered: list[ProtectedVM] = []
+    registered = itertools.count(1)  # VMs registered so far, over every vault
     members = [
         _deploy_vault(vault, backup_vault, fleet.vms_of(vault.key), settings, tags, kept[vault.key], registered)
         for vault, backup_vault in zip(fleet.vaults, vaults, strict=True)

@@ -17,7 +17,7 @@ from emulator import Emulator
 from emulator.seeding import manual_sleep, protect
 from protectedvm.azure_client import BackupApi
 from protectedvm.ids import VaultRef, VmRef
-from tests.helpers import SUB
+from tests.helpers import SUB, create_secure_vault
 
 VAULT = VaultRef(SUB, "rg-backup", "rsv-prod")
 OTHER = VaultRef(SUB, "rg-backup", "rsv-other")
@@ -28,17 +28,7 @@ def vm_id(name: str, rg: str = "rg-app") -> str:
 
 
 def secure_vault(emu: Emulator, vault: VaultRef = VAULT, immutability: str = "Unlocked") -> None:
-    emu.create_vault(
-        vault.subscription_id,
-        vault.resource_group,
-        vault.name,
-        location="westeurope",
-        securitySettings={
-            "immutabilitySettings": {"state": immutability},
-            "softDeleteSettings": {"softDeleteState": "AlwaysON", "softDeleteRetentionPeriodInDays": 30},
-        },
-    )
-
+    create_secure_vault(emu, vault, immutability, retention_days=30)
 
 def api(emu: Emulator, vault: VaultRef = VAULT) -> BackupApi:
     return BackupApi(emu.client(SUB), vault, sleep=manual_sleep(emu))

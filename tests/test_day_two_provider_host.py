@@ -28,7 +28,7 @@ from emulator import Emulator, StaticTokenCredential
 from emulator.seeding import protect
 from protectedvm.azure_client import CA_BUNDLE_ENV, ENDPOINT_ENV, BackupApi, make_sdk_client
 from protectedvm.ids import VaultRef
-from tests.helpers import SUB
+from tests.helpers import SUB, create_secure_vault
 from tests.provider_host import ProviderHost
 
 VAULT = VaultRef(SUB, "rg-backup", "rsv-day2-host")
@@ -69,17 +69,7 @@ def lock(immutability: str, soft_delete: str = "AlwaysON", vault_id: Any = VAULT
 
 
 def secure_vault(emu: Emulator, vault: VaultRef, immutability: str = "Unlocked") -> None:
-    emu.create_vault(
-        vault.subscription_id,
-        vault.resource_group,
-        vault.name,
-        location="westeurope",
-        securitySettings={
-            "immutabilitySettings": {"state": immutability},
-            "softDeleteSettings": {"softDeleteState": "AlwaysON", "softDeleteRetentionPeriodInDays": 14},
-        },
-    )
-
+    create_secure_vault(emu, vault, immutability, retention_days=14)
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
